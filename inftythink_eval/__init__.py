@@ -1,0 +1,23 @@
+"""inftythink-eval: run, measure and reproduce InftyThink iterative reasoning.
+
+Public nouns (imported lazily so that the start-up hook stays cheap):
+``Engine`` (runs samples round by round), ``SamplingParams`` (one request's
+sampling), ``EvalConfig`` (the validated ``model_args``).
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Engine": "inftythink_eval.engine",
+    "Sample": "inftythink_eval.engine",
+    "SamplingParams": "inftythink_eval.backends.base",
+    "EvalConfig": "inftythink_eval.config",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'inftythink_eval' has no attribute {name!r}")

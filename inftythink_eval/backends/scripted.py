@@ -1,0 +1,146 @@
+"""``scripted``: a real registered backend that replays given outputs (like lm-eval's ``dummy``).
+
+Owns: matching a prompt to a scripted output, a deterministic word-level
+tokenizer, truncation at ``max_tokens`` and stop strings, and an optional
+call log (one JSON line per request) so tests can count backend calls
+across processes.
+
+Script format (JSON list or JSON lines file), rules tried in order, the
+first whose ``match`` is a substring of the prompt wins::
+
+    {"match": "What is 1+1?", "outputs": ["<think>\\n...\\n</think>\\n<summary>\\nS\\n</summary>", "..."]}
+    {"match": "", "output": "fallback"}
+
+``outputs`` are used in turn for repeated identical prompts (the k-th call
+gets ``outputs[min(k, n-1)]``); ``output`` is shorthand for one.
+Does not know: rounds, modes, lm-eval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Sequence, Union
+
+from .base import Completion, Request
+
+_TOKEN_RE = re.compile(r"\s*\S+|\s+$")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Word-level tokens (each word with its leading whitespace); they join back to ``text``."""
+    return _TOKEN_RE.findall(text)
+
+
+class ScriptedBackend:
+    """Replays scripted outputs; tokens are words."""
+
+    name = "scripted"
+
+    def __init__(self, script: Union[str, Path, list, None] = None, call_log: Union[str, Path, None] = None,
+                 max_batch: int = 64, concurrency: int = 1, model_id: str = "scripted", **_: object) -> None:
+        self.rules = _load_rules(script)
+        self.call_log = Path(call_log) if call_log else None
+        self.max_batch, self.concurrency, self.model_id = max_batch, concurrency, model_id
+        self.calls = 0
+        self._seen: Counter = Counter()
+        self._vocab: dict[str, int] = {}
+        self._inverse: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- generation ---------------------------------------------------------
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return [self._one(r) for r in requests]
+
+    def _one(self, request: Request) -> Completion:
+        with self._lock:
+            rule_index, outputs = self._match(request.prompt)
+            key = (rule_index, request.prompt, request.params.seed)
+            k = self._seen[key]
+            self._seen[key] += 1
+            self.calls += 1
+        entry = outputs[min(k, len(outputs) - 1)]
+        text, forced = (entry.get("text", ""), entry.get("finish_reason")) if isinstance(entry, dict) else (entry, None)
+        text, finish = _truncate(text, request.params.stop, request.params.max_tokens)
+        completion = Completion(text=text, prompt_tokens=self.count_tokens(request.prompt),
+                                output_tokens=self.count_tokens(text), finish_reason=forced or finish,
+                                output_ids=tuple(self.encode(text)))
+        self._log(request, completion)
+        return completion
+
+    def _match(self, prompt: str) -> tuple[int, list]:
+        for index, rule in enumerate(self.rules):
+            if rule["match"] in prompt:
+                return index, rule["outputs"]
+        raise LookupError(f"scripted backend: no rule matches the prompt {prompt[:200]!r}; "
+                          "add a rule whose 'match' is a substring of it, or a fallback rule with match ''")
+
+    def _log(self, request: Request, completion: Completion) -> None:
+        if self.call_log is None:
+            return
+        line = json.dumps({"pid": os.getpid(), "prompt": request.prompt, "output": completion.text}) + "\n"
+        with self._lock, open(self.call_log, "a", encoding="utf-8") as handle:
+            handle.write(line)
+
+    # --- tokenizer ----------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return len(word_tokens(text))
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        with self._lock:
+            for token in word_tokens(text):
+                if token not in self._vocab:
+                    self._vocab[token] = len(self._inverse)
+                    self._inverse.append(token)
+                ids.append(self._vocab[token])
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self._inverse[i] for i in ids)
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        body = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        return body + ("<|assistant|>\n" if add_generation_prompt else "")
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        return [(-float(self.count_tokens(cont)), True) for _, cont in pairs]
+
+    def close(self) -> None:
+        pass
+
+
+def _truncate(text: str, stops: Sequence[str], max_tokens: int) -> tuple[str, str]:
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    finish = "stop"
+    if cut != -1:
+        text = text[:cut]
+    tokens = word_tokens(text)
+    if len(tokens) > max_tokens:
+        text, finish = "".join(tokens[:max_tokens]), "length"
+    return text, finish
+
+
+def _load_rules(script: Union[str, Path, list, None]) -> list[dict]:
+    if script is None:
+        raw: list = [{"match": "", "output": ""}]
+    elif isinstance(script, (list, tuple)):
+        raw = list(script)
+    else:
+        path = Path(script)
+        if not path.is_file():
+            raise FileNotFoundError(f"scripted backend: script file {path} does not exist "
+                                    "(expected a JSON list or JSON lines of {\"match\", \"outputs\"} rules)")
+        content = path.read_text(encoding="utf-8").strip()
+        raw = json.loads(content) if content.startswith("[") else [json.loads(l) for l in content.splitlines() if l.strip()]
+    rules = []
+    for i, rule in enumerate(raw):
+        if not isinstance(rule, dict) or "match" not in rule or not ("outputs" in rule or "output" in rule):
+            raise ValueError(f"scripted backend: rule {i} must be an object with 'match' and 'outputs' (or 'output'), got {rule!r}")
+        outputs = rule.get("outputs") or [rule["output"]]
+        rules.append({"match": str(rule["match"]), "outputs": list(outputs)})
+    return rules

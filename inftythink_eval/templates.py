@@ -1,0 +1,131 @@
+"""InftyThink protocol strings and the pure functions that build and parse them.
+
+Owns: every byte of the native format (prompts, output tags, the summary
+instruction) and the official parse rule.  Imported by both the evaluator
+(``engine``/``modes``) and the dataset builder, so training and evaluation
+formats cannot drift.
+
+Does not know: tokenizers, backends, lm-eval, files.
+
+Source of every constant: ../shared/PROTOCOL.md, which cites the paper
+(arXiv 2503.06692) and the public code ZJU-REAL/InftyThink
+(``inference/infer_single.py``, ``data_preprocess/generate_data.py``).
+Released checkpoints only work if these strings match to the byte.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+# --- protocol constants (PROTOCOL.md, "Native format") -----------------------
+USER_ROLE = "User:"            # the paper writes <|U|>; the released code uses "User:"
+ASSISTANT_ROLE = "Assistant:"  # the paper writes <|A|>; the released code uses "Assistant:"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+SUMMARY_OPEN, SUMMARY_CLOSE = "<summary>", "</summary>"
+HISTORY_OPEN, HISTORY_CLOSE = "<history>", "</history>"
+
+# PROTOCOL.md, "Data construction" step 3 (verbatim).
+SUMMARY_INSTRUCTION = (
+    "Please list what you have achieved in your last response. Note that you "
+    "should only output the summarization. You should list all the key steps "
+    "and important intermediate conclusion. Please list them with '*'."
+)
+
+# PROTOCOL.md, "Official parse of a finished round" (greedy, DOTALL).
+OFFICIAL_ROUND_RE = re.compile(
+    r"(.+)<think>\n(.+)\n</think>\n<summary>\n(.+)\n</summary>", re.DOTALL
+)
+# PROTOCOL.md, "Data construction" step 1.
+OFFICIAL_SOLUTION_RE = re.compile(r"^<think>\n(.+)\n</think>(.+)$", re.DOTALL)
+
+DEFAULT_MAX_ROUNDS = 10        # the paper evaluates with at most 10 (code caps at 50)
+DEFAULT_ROUND_TOKENS = 8192    # max tokens per round in the released code
+DEFAULT_ETA = 4096             # segment budget of the paper's main runs
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Role strings of the native prompt; configurable, defaults are the code's."""
+
+    user: str = USER_ROLE
+    assistant: str = ASSISTANT_ROLE
+
+
+def native_prompt(question: str, summary: Optional[str] = None, roles: Roles = Roles()) -> str:
+    """Prompt of a native round: round 1 without history, round i>1 with S_(i-1).
+
+    The history is replaced each round, never accumulated.
+    """
+    prompt = f"{roles.user}{question}{roles.assistant}"
+    if summary is not None:
+        prompt += f"{HISTORY_OPEN}{summary}{HISTORY_CLOSE}"
+    return prompt
+
+
+def native_target(span: str, summary: Optional[str] = None, conclusion: Optional[str] = None) -> str:
+    """Model output of a round: a non-final round carries a summary, the final a conclusion."""
+    if (summary is None) == (conclusion is None):
+        raise ValueError("native_target needs exactly one of summary= (non-final) or conclusion= (final)")
+    head = f"{THINK_OPEN}\n{span}\n{THINK_CLOSE}"
+    if summary is not None:
+        return f"{head}\n{SUMMARY_OPEN}\n{summary}\n{SUMMARY_CLOSE}"
+    return f"{head}{conclusion}"
+
+
+@dataclass(frozen=True)
+class ParsedRound:
+    """A round output split by the official rule."""
+
+    think: str
+    summary: Optional[str]  # None: the round is final (no <summary>)
+    conclusion: str         # text after the last </think> ("" when none)
+    ok: bool                # False: the output has <summary> but fails the official parse
+
+
+def parse_round(output: str, prompt: str = "") -> ParsedRound:
+    """Split one round's output.
+
+    A round whose output has no ``<summary>`` is final (truncation included).
+    One that has it but does not match the official regex (applied, as the
+    released code does, to prompt + output) is a parse failure (``ok=False``).
+    """
+    if SUMMARY_OPEN not in output:
+        return ParsedRound(think=_think_of(output), summary=None,
+                           conclusion=final_answer_text(output), ok=True)
+    match = OFFICIAL_ROUND_RE.match(prompt + output) if prompt else None
+    if match is None:
+        match = OFFICIAL_ROUND_RE.match(" " + output)  # the (.+) instruction group needs a char
+    if match is None:
+        return ParsedRound(think=_think_of(output), summary=None, conclusion="", ok=False)
+    return ParsedRound(think=match.group(2), summary=match.group(3), conclusion="", ok=True)
+
+
+def _think_of(output: str) -> str:
+    start = output.find(THINK_OPEN)
+    end = output.rfind(THINK_CLOSE)
+    if start == -1 or end == -1 or end < start:
+        return output
+    return output[start + len(THINK_OPEN):end].strip("\n")
+
+
+def final_answer_text(output: str) -> str:
+    """The conclusion handed to the task: the text after the last ``</think>``, else all of it."""
+    cut = output.rfind(THINK_CLOSE)
+    return output if cut == -1 else output[cut + len(THINK_CLOSE):]
+
+
+def split_solution(solution: str) -> Optional[tuple[str, str]]:
+    """(trace, conclusion) of an OpenR1-style ``<think>`` solution, or None when it does not match."""
+    match = OFFICIAL_SOLUTION_RE.match(solution)
+    return None if match is None else (match.group(1), match.group(2))
+
+
+def summary_chat(question: str, spans_so_far: list[str], instruction: str = SUMMARY_INSTRUCTION) -> list[dict]:
+    """Chat that asks a summariser for the cumulative summary of spans 0..i (PROTOCOL.md step 3)."""
+    return [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": "\n\n".join(spans_so_far)},
+        {"role": "user", "content": instruction},
+    ]

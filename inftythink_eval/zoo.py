@@ -1,0 +1,79 @@
+"""The model zoo: one YAML card per checkpoint under ``zoo/``, and ``zoo:<name>`` resolution.
+
+Owns: reading and validating cards, resolving ``pretrained=zoo:<name>`` to a
+loadable path and the card's default evaluation arguments (mode, template),
+which the user's explicit ``model_args`` override.
+
+Does not know: backends, lm-eval, training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+PREFIX = "zoo:"
+
+
+def zoo_dir() -> Path:
+    """The card folder: packaged (wheel) or the checkout's ``zoo/`` (editable)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_zoo", here.parent / "zoo"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no zoo folder found beside {here}; reinstall inftythink-eval")
+
+
+@dataclass(frozen=True)
+class ZooCard:
+    name: str
+    source: dict
+    eval_mode: str
+    eval_args: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+    path: Optional[Path] = None
+
+    def resolve_path(self) -> str:
+        """A path or hub id that backends can load."""
+        if self.source.get("fetch") == "smollm2":
+            from .fetch import smollm2_folder
+
+            return str(smollm2_folder())
+        if "path" in self.source:
+            local = Path(self.source["path"])
+            return str(local if local.is_absolute() else zoo_dir() / local)
+        if "hub_id" in self.source:
+            return str(self.source["hub_id"])
+        raise ValueError(f"zoo card {self.name!r} has no source.fetch, source.path or source.hub_id")
+
+
+def load_card(path: Path) -> ZooCard:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("name", "source", "eval"):
+        if key not in (data or {}):
+            raise ValueError(f"zoo card {path} lacks the required key {key!r}")
+    return ZooCard(name=data["name"], source=data["source"], eval_mode=data["eval"].get("mode", "vanilla"),
+                   eval_args=dict(data["eval"].get("model_args") or {}), raw=data, path=path)
+
+
+def cards() -> dict[str, ZooCard]:
+    return {card.name: card for card in (load_card(p) for p in sorted(zoo_dir().glob("*.yaml")))}
+
+
+def get_card(name: str) -> ZooCard:
+    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    known = cards()
+    if name not in known:
+        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(sorted(known))} (see `inftythink zoo list`)")
+    return known[name]
+
+
+def resolve(pretrained: str) -> tuple[str, dict[str, Any]]:
+    """(loadable path, default model_args) for ``zoo:<name>``; other strings pass through unchanged."""
+    if not pretrained.startswith(PREFIX):
+        return pretrained, {}
+    card = get_card(pretrained)
+    return card.resolve_path(), {"mode": card.eval_mode, **card.eval_args}
