@@ -1,0 +1,37 @@
+"""The per-sample result handed from the model to lm-eval tasks.
+
+Owns: ``SampleOutput``, a ``str`` (the final answer text a task scores)
+that also carries the engine's per-sample statistics, and ``stats_of``,
+which task hooks use to read them.  This is how TOK/LAT/rounds reach the
+results JSON and the ``--log_samples`` JSONL without changing lm-eval.
+
+Does not know: how the stats were computed (see ``trace``), or any task.
+"""
+
+from __future__ import annotations
+
+import math
+
+STAT_KEYS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
+
+
+class SampleOutput(str):
+    """The final answer text, with ``.stats`` (keys ``STAT_KEYS``) and ``.trace_id``."""
+
+    stats: dict
+    trace_id: str
+
+    def __new__(cls, text: str, stats: dict, trace_id: str = "") -> "SampleOutput":
+        obj = super().__new__(cls, text)
+        obj.stats = {k: stats.get(k, math.nan) for k in STAT_KEYS}
+        obj.trace_id = trace_id
+        return obj
+
+    def __reduce__(self):  # survives pickling (lm-eval's multiprocessing and caches)
+        return (SampleOutput, (str(self), self.stats, self.trace_id))
+
+
+def stats_of(response) -> dict:
+    """Stats of one response: its ``.stats``, or NaN for each key when another model produced it."""
+    stats = getattr(response, "stats", None)
+    return dict(stats) if stats is not None else {k: math.nan for k in STAT_KEYS}
