@@ -129,3 +129,18 @@ def summary_chat(question: str, spans_so_far: list[str], instruction: str = SUMM
         {"role": "assistant", "content": "\n\n".join(spans_so_far)},
         {"role": "user", "content": instruction},
     ]
+
+
+# --- our own strings (not protocol): training-free summarisation mode --------
+CONTINUE_TEMPLATE = (
+    "{question}\n\n"
+    "You have already worked on this problem. A summary of your progress so far:\n"
+    "{summary}\n\n"
+    "Continue from where this summary leaves off; do not start over. "
+    "End with the final answer."
+)
+
+
+def continuation_question(question: str, summary: str) -> str:
+    """The user turn of a summarize-mode round i>1: the question plus the progress summary."""
+    return CONTINUE_TEMPLATE.format(question=question, summary=summary)
