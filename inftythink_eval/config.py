@@ -1,0 +1,203 @@
+"""``model_args`` parsed in exactly one place into a frozen, validated ``EvalConfig``.
+
+Owns: the list of accepted keys (each field below, with its docstring), type
+coercion from lm-eval's ``key=value`` strings, cross-field checks, and the
+errors that name the valid choices and the fix, all raised before any model
+is loaded or any token generated.
+
+Does not know: how backends or modes use the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .backends.base import backend_names
+from .modes import MODES, ModeParams
+from .templates import Roles
+
+_BACKEND_MODULES = {"hf": ("transformers", "torch"), "vllm": ("vllm",), "openai": ("httpx",), "scripted": ()}
+_BACKEND_FIX = {"vllm": "pip install 'inftythink-eval[vllm]'", "openai": "pip install 'inftythink-eval[api]'",
+                "hf": "pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything ``--model_args`` can set for ``--model inftythink``."""
+
+    pretrained: Optional[str] = None
+    """Model: hub id, local folder, .gguf file or zoo:<name>. Required except for backend=scripted."""
+    backend: str = "hf"
+    """Generation backend: hf, vllm, openai or scripted."""
+    mode: Optional[str] = None
+    """vanilla, inftythink, summarize or delethink (default: the zoo card's mode, else vanilla)."""
+    # --- mode parameters (see modes.ModeParams) ---
+    max_rounds: int = 10
+    """inftythink/summarize: most reasoning rounds."""
+    round_tokens: int = 8192
+    """inftythink: most tokens per round."""
+    retry: bool = False
+    """inftythink: retry a round whose <summary> fails the official parse."""
+    max_retries: int = 3
+    """inftythink: retries per round."""
+    user_role: str = "User:"
+    """inftythink: user role string (the paper writes <|U|>)."""
+    assistant_role: str = "Assistant:"
+    """inftythink: assistant role string (the paper writes <|A|>)."""
+    eta: int = 4096
+    """summarize: tokens per reasoning round."""
+    summary_tokens: int = 1024
+    """summarize: tokens per summary."""
+    summary_temperature: float = 0.5
+    """summarize: temperature of summaries."""
+    chunk: int = 8192
+    """delethink: chunk size C."""
+    carryover: Optional[int] = None
+    """delethink: tokens m carried over (default chunk/2)."""
+    keep_head: int = 100
+    """delethink: tokens kept from the start of chunk 1."""
+    max_chunks: int = 5
+    """delethink: most chunks."""
+    # --- summariser ---
+    summarizer_backend: Optional[str] = None
+    """summarize: another backend for summaries (default: the main model)."""
+    summarizer_pretrained: Optional[str] = None
+    """summarize: the summariser model (default: the main model)."""
+    summarizer_base_url: Optional[str] = None
+    """summarize: base URL when the summariser is an openai backend."""
+    # --- engine ---
+    dtype: str = "auto"
+    """hf/vllm: auto, float32, bfloat16 or float16."""
+    device: str = "cpu"
+    """hf: torch device (cpu, cuda, cuda:0, ...)."""
+    batch_size: int = 8
+    """hf/scripted: most requests per generate call."""
+    concurrency: int = 8
+    """openai: most requests in flight."""
+    schedule: str = "continuous"
+    """continuous (samples advance independently) or rounds (round-synchronous, for comparisons)."""
+    cache_dir: Optional[str] = None
+    """Folder of the call cache; a rerun with the same folder resumes and recomputes nothing finished."""
+    seed: int = 1234
+    """Base seed; each sample, repeat and call derives its own."""
+    max_gen_toks: int = 32768
+    """Token budget when a task gives no max_gen_toks."""
+    trace_dir: Optional[str] = None
+    """Where the sidecar traces go (default: lm-eval's --output_path folder)."""
+    progress: bool = True
+    """Show a progress bar."""
+    revision: Optional[str] = None
+    """hf/vllm: model revision."""
+    trust_remote_code: bool = False
+    """hf/vllm: trust remote code."""
+    gguf_file: Optional[str] = None
+    """hf: GGUF file name inside the pretrained folder."""
+    # --- openai ---
+    base_url: Optional[str] = None
+    """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """openai: environment variable that holds the API key (the key itself never goes in model_args)."""
+    timeout: float = 600.0
+    """openai: seconds per request."""
+    http_retries: int = 4
+    """openai: retries per request, with exponential backoff."""
+    tokenizer: Optional[str] = None
+    """openai/vllm: tokenizer (hub id or folder) for token slicing (delethink) and loglikelihood."""
+    # --- vllm ---
+    tensor_parallel_size: int = 1
+    """vllm: tensor parallel size."""
+    data_parallel_size: int = 1
+    """vllm: data parallel size."""
+    gpu_memory_utilization: float = 0.9
+    """vllm: fraction of GPU memory."""
+    max_model_len: Optional[int] = None
+    """vllm: context length."""
+    # --- scripted ---
+    script: Optional[str] = None
+    """scripted: rules file (JSON or JSON lines)."""
+    call_log: Optional[str] = None
+    """scripted: file that gets one JSON line per backend call."""
+    extra: dict = field(default_factory=dict)
+    """Ignored lm-eval additions (max_batch_size)."""
+
+    # ------------------------------------------------------------------------
+    def mode_params(self) -> ModeParams:
+        return ModeParams(max_rounds=self.max_rounds, round_tokens=self.round_tokens, retry=self.retry,
+                          max_retries=self.max_retries, roles=Roles(self.user_role, self.assistant_role),
+                          eta=self.eta, summary_tokens=self.summary_tokens,
+                          summary_temperature=self.summary_temperature, chunk=self.chunk,
+                          carryover=self.carryover, keep_head=self.keep_head, max_chunks=self.max_chunks)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig) if f.name != "extra"}
+_IGNORED = {"max_batch_size"}
+
+
+def valid_keys() -> list[str]:
+    return sorted(_FIELDS)
+
+
+def parse(args: dict[str, Any]) -> EvalConfig:
+    """Validate ``model_args`` (already split by lm-eval) into an ``EvalConfig``."""
+    unknown = sorted(set(args) - set(_FIELDS) - _IGNORED)
+    if unknown:
+        raise ValueError(f"unknown model_args key(s) {', '.join(unknown)} for --model inftythink; "
+                         f"valid keys: {', '.join(valid_keys())}")
+    hints = typing.get_type_hints(EvalConfig)
+    values = {k: _coerce(k, v, hints[k]) for k, v in args.items() if k in _FIELDS and v is not None}
+    if values.get("batch_size") == "auto":
+        values.pop("batch_size")
+    config = EvalConfig(**values, extra={k: args[k] for k in _IGNORED & set(args)})
+    _check(config)
+    return config
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    target = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    if key == "batch_size" and str(value) == "auto":
+        return "auto"
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if target is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if target is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        kind = getattr(target, "__name__", str(target))
+        raise ValueError(f"model_args {key}={value!r}: expected {kind}") from None
+
+
+def _check(config: EvalConfig) -> None:
+    if config.backend not in backend_names():
+        raise ValueError(f"model_args backend={config.backend!r}: valid backends are {', '.join(backend_names())}")
+    if config.mode is not None and config.mode not in MODES:
+        raise ValueError(f"model_args mode={config.mode!r}: valid modes are {', '.join(MODES)}")
+    if config.schedule not in ("continuous", "rounds"):
+        raise ValueError(f"model_args schedule={config.schedule!r}: valid values are continuous, rounds")
+    if config.pretrained is None and config.backend != "scripted":
+        raise ValueError("model_args needs pretrained=<hub id | local folder | .gguf file | zoo:<name>> "
+                         f"for backend={config.backend} (try pretrained=zoo:smollm2-135m-instruct)")
+    if config.backend == "openai" and not config.base_url:
+        raise ValueError("backend=openai needs base_url=http://HOST:PORT/v1 (any OpenAI-compatible server)")
+    for name in {config.backend, config.summarizer_backend or config.backend}:
+        missing = [m for m in _BACKEND_MODULES.get(name, ()) if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ImportError(f"backend={name} needs {', '.join(missing)}, which is not installed. Fix: {_BACKEND_FIX[name]}")
+    for key in ("batch_size", "concurrency", "max_gen_toks", "tensor_parallel_size", "data_parallel_size"):
+        if getattr(config, key) < 1:
+            raise ValueError(f"model_args {key} must be >= 1, got {getattr(config, key)}")
+    config.mode_params()  # validates the mode parameters
