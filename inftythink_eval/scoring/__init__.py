@@ -1,0 +1,20 @@
+"""The one answer-checking library every task uses.
+
+Public API (task hooks in ``tasks/**/utils.py`` import from ``scoring.hooks``):
+``check_math``/``check_many`` (math-verify under a hard time limit),
+``extract_choice`` (multiple-choice letters), ``run_python``/``run_many``
+(the code sandbox), ``pass_at_k``/``maj_at_k``/``question_metrics``.
+
+Does not know: models, engines, how responses were produced.
+"""
+
+from .choice import extract_choice
+from .mathcheck import MathVerdict, check_many, check_math, last_boxed, normalize_number
+from .metrics import maj_at_k, pass_at_k, question_metrics, report_ks
+from .sandbox import SandboxError, SandboxLimits, SandboxResult, run_many, run_python
+
+__all__ = [
+    "MathVerdict", "SandboxError", "SandboxLimits", "SandboxResult", "check_many", "check_math",
+    "extract_choice", "last_boxed", "maj_at_k", "normalize_number", "pass_at_k", "question_metrics",
+    "report_ks", "run_many", "run_python",
+]
