@@ -1,0 +1,65 @@
+"""The paper's reported numbers: reference rows, never measured here.
+
+Owns: ``ReportedRow`` and loading ``reference.json`` (beside this module) (the rows
+of the InftyThink paper, arXiv 2503.06692, as collected in the project's
+PROTOCOL.md, each with its citation and a ``verified`` flag), plus
+``parse_protocol_table``, which reads the same rows out of PROTOCOL.md so a
+test can prove the JSON copy matches its source.
+
+Does not know: measured records, the store, rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+REFERENCE_FILE = Path(__file__).with_name("reference.json")
+PAPER = "InftyThink (Yan et al., arXiv 2503.06692, ICLR 2026)"
+BENCHMARKS = ("math500", "aime24", "gpqa_diamond")
+
+
+@dataclass(frozen=True)
+class ReportedRow:
+    """One reported (model, method, benchmark) number from the paper; ``tok`` in tokens, ``tps`` in tokens/s."""
+
+    model: str
+    method: str
+    benchmark: str
+    acc: Optional[float]       # 0..1 (None: the source gives no accuracy)
+    tok: Optional[float]       # mean generated tokens per sample
+    tps: Optional[float]       # tokens per second as reported
+    lat: Optional[float]       # seconds per sample as reported
+    eta: Optional[int]         # segment budget (ablation rows)
+    citation: str              # where the number is printed
+    verified: bool             # False: from secondary notes (camera-ready v5)
+    kind: str = "reported"     # always "reported": not measured here
+
+
+def load(path: Path = REFERENCE_FILE) -> list[ReportedRow]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [ReportedRow(**row) for row in data["rows"]]
+
+
+def parse_protocol_table(text: str, citation: str) -> list[ReportedRow]:
+    """Rows of the 'Acc % / Tok K / TPS K/s' table in PROTOCOL.md's 'Reported numbers' section."""
+    rows = []
+    cell = re.compile(r"([\d.]+) / ([\d.]+) / ([\d.]+)")
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if len(parts) != 5 or not all(cell.fullmatch(p) for p in parts[2:]):
+            continue
+        model, method = parts[0], parts[1]
+        for bench, value in zip(BENCHMARKS, parts[2:]):
+            acc, tok, tps = (float(x) for x in cell.fullmatch(value).groups())
+            rows.append(ReportedRow(model=model, method=method, benchmark=bench, acc=round(acc / 100, 6),
+                                    tok=round(tok * 1000, 3), tps=round(tps * 1000, 3), lat=None, eta=None,
+                                    citation=citation, verified=True))
+    return rows
+
+
+def by_benchmark(rows: list[ReportedRow], benchmark: str) -> list[ReportedRow]:
+    return [r for r in rows if r.benchmark == benchmark]
