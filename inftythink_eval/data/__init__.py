@@ -1,0 +1,20 @@
+"""Dataset builder: long reasoning traces -> InftyThink training instances (issue 4).
+
+Public API::
+
+    from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
+    report = build(BuildConfig(source="traces.jsonl", out="out/", eta=4096,
+                               summarizer="hf:pretrained=/models/summ"))
+
+Owns nothing itself: ``sources`` reads, ``segment`` cuts, ``summarize`` asks,
+``cache`` remembers, ``instances`` formats and writes, ``stats`` reports,
+``build`` orders the stages, ``cli`` is ``inftythink data``.
+"""
+
+from .build import build
+from .config import PRESETS, BuildConfig, Columns, SummaryConfig
+from .segment import official_pack, official_paragraphs, segment_batch
+from .sources import SourceError
+
+__all__ = ["BuildConfig", "Columns", "PRESETS", "SourceError", "SummaryConfig", "build", "official_pack",
+           "official_paragraphs", "segment_batch"]

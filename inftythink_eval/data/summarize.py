@@ -1,0 +1,181 @@
+"""Cumulative summaries of spans, through the evaluator's own backends or a Python function.
+
+Owns: turning a summariser spec into a summariser (``hf:pretrained=DIR,...``,
+``vllm:...``, ``openai:...``, ``scripted:script=F``: built with
+``backends.make_backend``; ``python:module:function``; ``none``), the
+protocol's request (``templates.summary_chat`` over spans 0..i, rendered
+with the backend's chat template, temperature 0.5, max 2048 tokens), the
+n-choice rule (choice k asked only if choices 0..k-1 did not finish by
+stopping; the first finished one is kept), batching by ``backend.max_batch``
+with at most ``backend.concurrency`` calls in flight, and writing every
+returned choice to the cache before it is used.
+
+Does not know: sources, segmentation rules, output files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from ..backends.base import Request, SamplingParams, make_backend
+from ..templates import summary_chat
+from .cache import SummaryCache, cache_key
+from .config import SummaryConfig
+
+
+@dataclass(frozen=True)
+class Job:
+    """One summary to produce: the cumulative summary of spans 0..index of a trace."""
+
+    uid: str
+    question: str
+    spans: tuple[str, ...]
+    index: int
+
+
+@dataclass
+class Outcome:
+    """Summaries of a batch of jobs (None: no finished choice) and what it cost."""
+
+    summaries: dict[tuple[str, int], Optional[str]]
+    asked: int = 0
+    cached: int = 0
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"hf:pretrained=/m,batch_size=8"`` -> ``("hf", {"pretrained": "/m", "batch_size": 8})``."""
+    name, _, rest = spec.partition(":")
+    kwargs: dict = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"summarizer spec {spec!r}: expected key=value after '{name}:', got {item!r}")
+        kwargs[key.strip()] = _coerce(value.strip())
+    return name.strip(), kwargs
+
+
+def _coerce(value: str):
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+class BackendSummarizer:
+    """Summaries from any registered generation backend (hf, vllm, openai, scripted)."""
+
+    def __init__(self, backend, config: SummaryConfig = SummaryConfig()) -> None:
+        self.backend, self.config = backend, config
+        c = config
+        self.id = (f"{backend.name}:{backend.model_id}|t={c.temperature}|p={c.top_p}|max={c.max_tokens}"
+                   f"|seed={c.seed}|chat={c.chat_template}|instr={hash_text(c.instruction)}")
+
+    def prompt(self, job: Job) -> str:
+        messages = summary_chat(job.question, list(job.spans[:job.index + 1]), self.config.instruction)
+        if self.config.chat_template:
+            return self.backend.apply_chat_template(messages, add_generation_prompt=True)
+        return "".join(f"{m['role']}: {m['content']}\n\n" for m in messages) + "assistant:"
+
+    def run(self, jobs: Sequence[Job], cache: SummaryCache, key_parts: tuple[int, str]) -> Outcome:
+        """Summaries for ``jobs``; ``key_parts`` = (eta, segmenter) for the cache key."""
+        outcome = Outcome(summaries={(j.uid, j.index): None for j in jobs})
+        pending = [(job, self.prompt(job)) for job in jobs]
+        for choice in range(self.config.n):
+            keys = [cache_key(j.uid, j.index, *key_parts, self.id, choice, p) for j, p in pending]
+            missing = [(k, p) for k, (_, p) in zip(keys, pending) if k not in cache]
+            outcome.cached += len(pending) - len(missing)
+            outcome.asked += len(missing)
+            self._ask(missing, choice, cache)
+            still = []
+            for key, (job, prompt) in zip(keys, pending):
+                record = cache.get(key)
+                text = record["text"].strip()
+                if record["finish"] == "stop" and text:
+                    outcome.summaries[(job.uid, job.index)] = text
+                else:
+                    still.append((job, prompt))
+            pending = still
+            if not pending:
+                break
+        return outcome
+
+    def _ask(self, missing: list[tuple[str, str]], choice: int, cache: SummaryCache) -> None:
+        c = self.config
+        params = SamplingParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p, seed=c.seed + choice)
+        size = max(1, int(self.backend.max_batch))
+        batches = [missing[i:i + size] for i in range(0, len(missing), size)]
+
+        def call(batch):
+            return batch, self.backend.generate([Request(p, params) for _, p in batch])
+
+        workers = max(1, int(getattr(self.backend, "concurrency", 1)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for batch, completions in pool.map(call, batches):
+                cache.put_many((key, {"text": comp.text, "finish": comp.finish_reason})
+                               for (key, _), comp in zip(batch, completions))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class FunctionSummarizer:
+    """Summaries from ``fn(question, spans_so_far) -> str | None`` (synthetic tasks with exact state)."""
+
+    def __init__(self, fn: Callable[[str, list[str]], Optional[str]], name: Optional[str] = None) -> None:
+        self.fn = fn
+        self.id = "python:" + (name or f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}")
+
+    def run(self, jobs: Sequence[Job], cache: SummaryCache, key_parts: tuple[int, str]) -> Outcome:
+        outcome = Outcome(summaries={})
+        fresh = []
+        for job in jobs:
+            spans = list(job.spans[:job.index + 1])
+            key = cache_key(job.uid, job.index, *key_parts, self.id, 0, job.question + "\0" + "\n\n".join(spans))
+            if key not in cache:
+                text = self.fn(job.question, spans)
+                fresh.append((key, {"text": text or "", "finish": "stop" if text else "none"}))
+                outcome.asked += 1
+            else:
+                outcome.cached += 1
+            record = cache.get(key) or fresh[-1][1]
+            outcome.summaries[(job.uid, job.index)] = record["text"].strip() or None
+        cache.put_many(fresh)
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def make_summarizer(spec, config: SummaryConfig = SummaryConfig()):
+    """A summariser from a spec string, a callable, or an object with ``run``; None for ``none``."""
+    if spec is None or spec == "none":
+        return None
+    if hasattr(spec, "run") and hasattr(spec, "id"):
+        return spec
+    if callable(spec):
+        return FunctionSummarizer(spec)
+    if not isinstance(spec, str):
+        raise TypeError(f"summarizer must be a spec string, a callable or a summariser object, got {type(spec)}")
+    if spec.startswith("python:"):
+        target = spec[len("python:"):]
+        module_name, _, attr = target.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"summarizer {spec!r}: expected python:module:function")
+        fn = getattr(importlib.import_module(module_name), attr, None)
+        if not callable(fn):
+            raise ValueError(f"summarizer {spec!r}: {module_name} has no function {attr!r}")
+        return FunctionSummarizer(fn, target)
+    name, kwargs = parse_spec(spec)
+    return BackendSummarizer(make_backend(name, **kwargs), config)
