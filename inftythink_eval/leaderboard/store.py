@@ -97,6 +97,7 @@ def _write_all(planned: dict[Path, str]) -> list[Path]:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
             temps.append((tmp, path))
         for tmp, path in temps:
             os.replace(tmp, path)
@@ -118,6 +119,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

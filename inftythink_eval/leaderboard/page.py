@@ -1,0 +1,126 @@
+"""``leaderboard/index.html``: one static page, no server, no network.
+
+Owns: the HTML markup: the same tables as LEADERBOARD.md (one ``<tr
+class="record" data-id=...>`` per stored record), the reported rows, the
+plots inlined as SVG, and a few lines of JavaScript (click a header to
+sort, type to filter) that write the number of shown records into the page.
+
+Does not know: how the rows and plots are computed (``render``, ``plots``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+
+from . import plots, render
+from .records import Record
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1400px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:12.5px}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
+td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}
+td.wide{white-space:normal;text-align:left;max-width:28rem}
+.reported{background:#fff8e6}.note{color:#666;font-size:12.5px}
+.plot svg{max-width:100%;height:auto}
+#filter{padding:4px 8px;width:20rem}
+"""
+
+SCRIPT = """
+(function () {
+  var rows = Array.prototype.slice.call(document.querySelectorAll('tr.record'));
+  var counter = document.getElementById('shown');
+  function update() {
+    var q = document.getElementById('filter').value.toLowerCase();
+    var shown = 0;
+    rows.forEach(function (tr) {
+      var hit = tr.textContent.toLowerCase().indexOf(q) >= 0;
+      tr.style.display = hit ? '' : 'none';
+      if (hit) { shown += 1; }
+    });
+    counter.textContent = String(shown);
+  }
+  document.getElementById('filter').addEventListener('input', update);
+  document.querySelectorAll('table.sortable th').forEach(function (th, _) {
+    th.addEventListener('click', function () {
+      var table = th.closest('table'), body = table.tBodies[0];
+      var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+      var key = function (tr) { var t = tr.children[col].textContent.replace(/[,%+]/g, ''); var n = parseFloat(t); return isNaN(n) ? t : n; };
+      Array.prototype.slice.call(body.rows).sort(function (a, b) {
+        var x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * dir;
+      }).forEach(function (tr) { body.appendChild(tr); });
+    });
+  });
+  update();
+  document.body.dataset.ready = 'yes';
+})();
+"""
+
+
+def _table(columns: tuple, rows: list[dict], row_attrs) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = "".join(f'<td{" class=wide" if c in ("source", "engine · hardware") else ""}>{escape(str(row.get(c, "")))}</td>'
+                        for c in columns)
+        body.append(f"<tr {row_attrs(row)}>{cells}</tr>")
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _record_attrs(row: dict) -> str:
+    r: Record = row["record"]
+    return (f'class="record" data-id="{escape(r.record_id)}" data-model="{escape(r.model)}" '
+            f'data-mode="{escape(r.mode)}" data-task="{escape(r.task)}"')
+
+
+def _measured(records: list[Record]) -> str:
+    parts = []
+    for group, tasks in render.table_rows(records).items():
+        parts.append(f"<h2>{escape(render.GROUP_TITLES[group])}</h2>")
+        for task, rows in tasks.items():
+            parts.append(f"<h3>{escape(task)}</h3>" + _table(render.COLUMNS, rows, _record_attrs))
+    return "".join(parts) or "<p>No measured records yet: run <code>inftythink leaderboard import OUT</code>.</p>"
+
+
+def _reported(reported: list) -> str:
+    parts = ["<h2>Reported in the paper (not measured here)</h2>",
+             '<p class="note">Numbers printed in the InftyThink paper (arXiv 2503.06692) for models its authors '
+             "trained; copied from PROTOCOL.md with citations. Reference points, not results of this code.</p>"]
+    for bench, rows in render.reported_rows(reported).items():
+        parts.append(f"<h3>{escape(bench)} (reported)</h3>"
+                     + _table(render.REPORTED_COLUMNS, rows, lambda row: 'class="reported"'))
+    return "".join(parts)
+
+
+def _plots(records: list[Record]) -> str:
+    parts = ["<h2>Plots</h2>"]
+    for anchor, (title, draw) in plots.PLOTS.items():
+        svg = draw(records)
+        body = svg if svg else '<p class="note">No stored record carries the data for this plot yet ' \
+                                "(it needs runs of the inftythink model, whose traces hold rounds and tokens).</p>"
+        parts.append(f'<section class="plot" id="{anchor}"><h3>{escape(title)}</h3>{body}</section>')
+    return "".join(parts)
+
+
+def build(records: list[Record], reported: list) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>inftythink-eval leaderboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
+<body data-records="{len(records)}">
+<h1>inftythink-eval leaderboard</h1>
+<p class="note">{len(records)} measured record(s); rendered {escape(stamp)} by <code>inftythink leaderboard render</code>.
+ACC: mean pass@1 (k samples per question, then n questions) with a 95% interval. TOK: mean generated tokens per sample,
+all rounds. LAT: mean seconds per sample on the listed engine and hardware. Δ: against the same model's latest vanilla
+run on the same task.</p>
+<p><input id="filter" placeholder="filter records (model, mode, task, ...)"> showing <b id="shown">{len(records)}</b>
+of {len(records)} records</p>
+{_measured(records)}
+{_plots(records)}
+{_reported(reported)}
+<script>{SCRIPT}</script>
+</body></html>
+"""

@@ -1,0 +1,160 @@
+"""The leaderboard's four plots, as inline SVG strings (matplotlib, Agg).
+
+Owns: ACC against TOK per model and mode (one panel per task, an arrow from
+each vanilla run to the same model's iterative runs), accuracy by rounds
+used (from the traces), the sawtooth of one sample (tokens in context
+against tokens generated, vanilla vs iterative), and TOK/LAT distributions
+over questions.  Each function returns ``None`` when no record carries the
+data it needs, so the page can say so instead of drawing an empty axis.
+
+Does not know: the page around the plots, the store, lm-eval.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .records import Record  # noqa: E402
+
+MARKERS = {"vanilla": "o", "inftythink": "s", "summarize": "^", "delethink": "D"}
+
+
+def _svg(fig, salt: str) -> str:
+    """The figure as an inline ``<svg>`` element (ids salted so several plots can share a page)."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _label(record: Record) -> str:
+    return f"{record.model} · {record.mode}"
+
+
+def _colors(records: list[Record]) -> dict[str, str]:
+    models = sorted({r.model for r in records})
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
+
+
+def acc_vs_tok(records: list[Record]) -> Optional[str]:
+    usable = [r for r in records if r.tok is not None]
+    if not usable:
+        return None
+    tasks = sorted({r.task for r in usable})
+    cols = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    colors = _colors(usable)
+    for ax, task in zip(axes.flat, tasks):
+        mine = [r for r in usable if r.task == task]
+        for r in mine:
+            ax.errorbar(r.tok, 100 * r.acc, yerr=[[max(0.0, 100 * (r.acc - r.acc_ci[0]))], [max(0.0, 100 * (r.acc_ci[1] - r.acc))]],
+                        fmt=MARKERS.get(r.mode, "x"), color=colors[r.model], capsize=3, label=_label(r))
+        for base in (r for r in mine if r.mode == "vanilla"):
+            for other in (r for r in mine if r.model == base.model and r.mode != "vanilla"):
+                ax.annotate("", (other.tok, 100 * other.acc), (base.tok, 100 * base.acc),
+                            arrowprops={"arrowstyle": "->", "color": colors[base.model], "alpha": 0.6})
+        ax.set(title=task, xlabel="TOK (mean generated tokens per sample)", ylabel="ACC %", ylim=(-3, 103))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=min(4, len(unique)), bbox_to_anchor=(0.5, -0.02 - 0.04 * math.ceil(len(unique) / 4)))
+    fig.suptitle("ACC against TOK (arrows: vanilla → iterative, same model and task)")
+    fig.tight_layout()
+    return _svg(fig, "acc_vs_tok")
+
+
+def accuracy_by_round(records: list[Record]) -> Optional[str]:
+    usable = [r for r in records if r.rounds_hist]
+    if not usable:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = _colors(usable)
+    for r in usable:
+        xs = [h["rounds"] for h in r.rounds_hist]
+        ys = [100 * h["correct"] / h["n"] if h["n"] else 0.0 for h in r.rounds_hist]
+        sizes = [20 + 180 * h["n"] / max(1, max(g["n"] for g in r.rounds_hist)) for h in r.rounds_hist]
+        ax.plot(xs, ys, "-", color=colors[r.model], alpha=0.5)
+        ax.scatter(xs, ys, s=sizes, marker=MARKERS.get(r.mode, "x"), color=colors[r.model],
+                   label=f"{_label(r)} · {r.task}")
+    ax.set(xlabel="rounds the sample used", ylabel="ACC % of those samples", ylim=(-3, 103),
+           title="Accuracy by rounds used (marker size: number of samples)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _svg(fig, "accuracy_by_round")
+
+
+def _saw_xy(calls: list) -> tuple[list[float], list[float]]:
+    xs, ys, generated = [], [], 0
+    for _role, prompt, output in calls:
+        xs += [generated, generated + output]
+        ys += [prompt, prompt + output]
+        generated += output
+    return xs, ys
+
+
+def sawtooth_pair(records: list[Record]) -> Optional[tuple[Record, ...]]:
+    """A vanilla and an iterative record of one model and task, both with a traced sample (the most rounds first)."""
+    by_key = defaultdict(list)
+    for r in records:
+        if r.sawtooth.get("calls"):
+            by_key[(r.model, r.task)].append(r)
+    pairs = []
+    for group in by_key.values():
+        van = [r for r in group if r.mode == "vanilla"]
+        its = sorted((r for r in group if r.mode != "vanilla"), key=lambda r: -len(r.sawtooth["calls"]))
+        if its:
+            pairs.append(tuple(van[:1]) + (its[0],))
+    return max(pairs, key=lambda p: (len(p), len(p[-1].sawtooth["calls"]))) if pairs else None
+
+
+def sawtooth(records: list[Record]) -> Optional[str]:
+    pair = sawtooth_pair(records)
+    if pair is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for r in pair:
+        xs, ys = _saw_xy(r.sawtooth["calls"])
+        ax.plot(xs, ys, MARKERS.get(r.mode, "x") + "-", markersize=3, label=f"{r.mode} (doc {r.sawtooth.get('doc_id')})")
+    ax.set(xlabel="tokens generated so far (all calls)", ylabel="tokens in context",
+           title=f"Sawtooth: one sample of {pair[-1].task}, {pair[-1].model}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _svg(fig, "sawtooth")
+
+
+def distributions(records: list[Record]) -> Optional[str]:
+    series = {name: {(_label(r) + f" · {r.task}"): [s[name] for s in r.samples if s.get(name) is not None]
+                     for r in records} for name in ("tok", "lat")}
+    series = {name: {k: v for k, v in rows.items() if v} for name, rows in series.items()}
+    if not any(series.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (name, unit) in zip(axes, (("tok", "generated tokens per question"), ("lat", "seconds per question"))):
+        rows = series[name]
+        if rows:
+            ax.boxplot(list(rows.values()), vert=False)
+            ax.set_yticks(range(1, len(rows) + 1), list(rows.keys()), fontsize=7)
+        ax.set(title=f"{name.upper()} distribution", xlabel=unit)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig, "distributions")
+
+
+PLOTS = {"acc-vs-tok": ("ACC against TOK per model and mode", acc_vs_tok),
+         "accuracy-by-round": ("Accuracy by round (from the traces)", accuracy_by_round),
+         "sawtooth": ("The sawtooth of one sample: tokens in context against tokens generated", sawtooth),
+         "distributions": ("TOK and LAT distributions over questions", distributions)}

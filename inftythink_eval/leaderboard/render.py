@@ -1,0 +1,135 @@
+"""``leaderboard/LEADERBOARD.md``: tables per benchmark group, vanilla vs iterative deltas.
+
+Owns: the table layout shared by the Markdown and HTML pages (``table_rows``:
+one row per stored record, sorted, with deltas against the same model's
+vanilla run on the same task), the reported-rows tables, number formatting,
+and writing both pages (``render_all``).
+
+Does not know: where records come from, matplotlib (``plots``), HTML markup (``page``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+from . import reference
+from .records import GROUP_ORDER, GROUPS, Record
+from .store import write_text_atomic
+
+GROUP_TITLES = {"paper": "Paper benchmarks (MATH500, AIME24, GPQA-diamond)",
+                "appendix": "Appendix benchmarks (AIME25, AMC23, HumanEval, MBPP)",
+                "other": "Other tasks"}
+# Mode parameters worth showing beside each mode (every parameter stays in the record).
+MODE_SHOWN = {"inftythink": ("max_rounds", "round_tokens"), "summarize": ("eta", "max_rounds"),
+              "delethink": ("chunk", "carryover", "max_chunks")}
+COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "TOK", "ΔTOK", "LAT s", "rounds", "peak ctx",
+           "n×k", "engine · hardware", "commit", "date", "id")
+REPORTED_COLUMNS = ("model", "method", "η", "ACC", "ΔACC", "TOK", "TPS", "LAT", "source")
+
+
+def pct(value: Optional[float], digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}"
+
+
+def num(value: Optional[float], digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}" if abs(value) >= 10 or digits == 0 else f"{value:.{max(digits, 2)}f}"
+
+
+def signed(value: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
+    return "–" if value is None else f"{scale * value:+.{digits}f}"
+
+
+def mode_params_text(record: Record) -> str:
+    keys = MODE_SHOWN.get(record.mode, ())
+    return " ".join(f"{k}={record.mode_params[k]}" for k in keys if k in record.mode_params)
+
+
+def _vanilla_of(records: list[Record]) -> dict[tuple[str, str], Record]:
+    """Latest vanilla record per (model, task)."""
+    best: dict[tuple[str, str], Record] = {}
+    for record in sorted(records, key=lambda r: r.date):
+        if record.mode == "vanilla":
+            best[(record.model, record.task)] = record
+    return best
+
+
+def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
+    """{group: {task: [row, ...]}}: each row a dict of ``COLUMNS`` (text) plus ``record``."""
+    vanilla = _vanilla_of(records)
+    out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for record in sorted(records, key=lambda r: (r.task, r.model, r.mode != "vanilla", r.mode, r.date)):
+        base = vanilla.get((record.model, record.task))
+        delta = base is not None and base is not record
+        row = {
+            "model": record.model, "mode": record.mode, "params": mode_params_text(record),
+            "ACC (95% CI)": f"{pct(record.acc)} ({pct(record.acc_ci[0])}–{pct(record.acc_ci[1])})",
+            "ΔACC": signed(record.acc - base.acc, 100) if delta else "",
+            "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) if delta else "",
+            "LAT s": num(record.lat, 2), "rounds": num(record.rounds, 2), "peak ctx": num(record.peak_ctx),
+            "n×k": f"{record.n_questions}×{record.samples_per_question}",
+            "engine · hardware": f"{record.engine} · {record.hardware}",
+            "commit": record.git_commit[:8], "date": record.date[:10], "id": record.record_id, "record": record,
+        }
+        out[record.group][record.task].append(row)
+    return {g: dict(out[g]) for g in GROUP_ORDER if g in out}
+
+
+def _rel(value: Optional[float], base: Optional[float]) -> str:
+    if value is None or base in (None, 0):
+        return "–"
+    return f"{100 * (value / base - 1):+.0f}%"
+
+
+def reported_rows(rows: list[reference.ReportedRow]) -> dict[str, list[dict]]:
+    """{benchmark: [row, ...]} of the paper's numbers, with inftythink-vs-vanilla deltas."""
+    base = {(r.model, r.benchmark): r for r in rows if r.method == "vanilla" and r.acc is not None}
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        b = base.get((r.model, r.benchmark))
+        out[r.benchmark].append({
+            "model": r.model, "method": r.method, "η": str(r.eta or ""), "ACC": pct(r.acc),
+            "ΔACC": signed(r.acc - b.acc, 100) if b is not None and r.acc is not None and r is not b else "",
+            "TOK": num(r.tok), "TPS": num(r.tps), "LAT": num(r.lat, 2),
+            "source": ("" if r.verified else "UNVERIFIED · ") + r.citation, "row": r})
+    return dict(out)
+
+
+def _md_table(columns: tuple, rows: list[dict]) -> list[str]:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(esc(row.get(c, "")) for c in columns) + " |" for row in rows]
+
+
+def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> str:
+    lines = ["# Leaderboard", "",
+             f"{len(records)} measured record(s) from `leaderboard/results/`, rendered by `inftythink leaderboard render`.",
+             "ACC: mean pass@1 over the k samples of each question, then over the n questions, in percent, "
+             "with a 95% interval (Wilson for 0/1 scores, else normal over questions). "
+             "TOK: mean generated tokens per sample, all rounds and summaries. LAT: mean seconds per sample "
+             "on the engine and hardware listed (not comparable across machines). "
+             "ΔACC (points) and ΔTOK (relative) are against the same model's latest vanilla run on the same task.", ""]
+    for group, tasks in table_rows(records).items():
+        lines += [f"## {GROUP_TITLES[group]}", ""]
+        for task, rows in tasks.items():
+            lines += [f"### {task}", ""] + _md_table(COLUMNS, rows) + [""]
+    lines += ["## Reported in the paper (not measured here)", "",
+              "Numbers printed in the InftyThink paper (arXiv 2503.06692) for models its authors trained; "
+              "copied from PROTOCOL.md with citations. They are reference points, not results of this code.", ""]
+    rep = reported_rows(reported)
+    for bench in [b for g in GROUPS.values() for b in g if b in rep]:
+        lines += [f"### {bench} (reported)", ""] + _md_table(REPORTED_COLUMNS, rep[bench]) + [""]
+    return "\n".join(lines)
+
+
+def render_all(records: list[Record], out_dir: Path, reported: Optional[list] = None) -> tuple[Path, Path]:
+    """Write ``LEADERBOARD.md`` and ``index.html`` into ``out_dir``; return both paths."""
+    from . import page  # matplotlib is imported only when the page is rendered
+
+    reported = reference.load() if reported is None else reported
+    md = write_text_atomic(Path(out_dir) / "LEADERBOARD.md", markdown(records, reported) + "\n")
+    page = write_text_atomic(Path(out_dir) / "index.html", page.build(records, reported))
+    return md, page
