@@ -1,0 +1,72 @@
+"""Code answers: pull the program out of a response, assemble it with the tests, run it sandboxed.
+
+Owns: fenced-block extraction from the final answer (after any thinking;
+the last ``python``-tagged block, else the last block), the program layout
+``setup + code + tests`` (HumanEval: the prompt, which keeps its imports and
+helpers, then the sample, then ``check(entry_point)``; MBPP: the task's
+setup code, the sample, then every assert), and the consent gate
+(``HF_ALLOW_CODE_EVAL=1``).
+
+Does not know: lm-eval, how the sandbox confines (``sandbox``), benchmarks' files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from ..templates import final_answer_text
+from .sandbox import SandboxLimits, run_many
+
+CONSENT_ENV = "HF_ALLOW_CODE_EVAL"
+_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+class CodeEvalNotAllowed(RuntimeError):
+    """Running model-written code was not consented to."""
+
+
+def require_consent() -> None:
+    """Raise unless ``HF_ALLOW_CODE_EVAL=1`` (lm-eval separately requires ``--confirm_run_unsafe_code``)."""
+    if os.environ.get(CONSENT_ENV) != "1":
+        raise CodeEvalNotAllowed(
+            f"this task runs model-written code. It runs in a sandbox (docs/tasks.md), but you must opt in: "
+            f"set {CONSENT_ENV}=1 and pass --confirm_run_unsafe_code to lm_eval, e.g. "
+            f"`{CONSENT_ENV}=1 lm_eval ... --tasks inftythink_humaneval --confirm_run_unsafe_code`")
+
+
+def extract_code(response: str) -> Optional[str]:
+    """The code of the last fenced ``python`` block of the final answer (else the last block); None without one."""
+    blocks = _FENCE_RE.findall(final_answer_text(str(response)))
+    if not blocks:
+        return None
+    python = [body for tag, body in blocks if tag.lower() in ("python", "py", "python3")]
+    code = (python or [body for _, body in blocks])[-1]
+    return code if code.strip() else None
+
+
+def build_program(doc: dict, code: str) -> str:
+    """setup + sample + tests, as one file (see the module docstring)."""
+    return f"{doc['setup']}\n\n{code}\n\n{doc['tests']}"
+
+
+@dataclass(frozen=True)
+class CodeVerdict:
+    passed: bool
+    code: Optional[str]
+    note: str   # "passed", "no code block", or the sandbox's reason (timeout, AssertionError, ...)
+
+
+def check_code_many(pairs: Sequence[tuple[str, dict]], limits: SandboxLimits = SandboxLimits(),
+                    progress: bool = True) -> list[CodeVerdict]:
+    """Run every (response, doc) pair's program in the sandbox, in parallel across cores."""
+    require_consent()
+    codes = [extract_code(response) for response, _ in pairs]
+    todo = [i for i, code in enumerate(codes) if code is not None]
+    results = run_many([build_program(pairs[i][1], codes[i]) for i in todo], limits, progress=progress)
+    verdicts = [CodeVerdict(False, None, "no code block")] * len(pairs)
+    for i, result in zip(todo, results):
+        verdicts[i] = CodeVerdict(result.passed, codes[i], result.reason)
+    return verdicts

@@ -1,0 +1,145 @@
+"""lm-eval task hooks: data loading, prompts, judging filters and ``process_results`` per family.
+
+Owns: the zero-shot prompts (math asks for ``\\boxed{}``; GPQA lists the four
+shuffled options and asks for a letter; code asks for one fenced Python
+block), the ``Judged`` sample (a ``SampleOutput`` carrying its verdict), the
+judging filters that score ALL n repeats of every question in one parallel
+pass, and ``process_results`` that turn them into acc, pass@k, maj@k,
+check_timeout and the engine's stats.  ``tasks/_base/utils.py`` re-exports
+these; YAMLs name them with ``!function utils.<name>``.
+
+Does not know: files and hub ids (``benchdata``), how answers are checked
+(``mathcheck``/``choice``/``codecheck``), models and engines.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+from ..result import SampleOutput, stats_of
+from .choice import extract_choice
+from .codecheck import check_code_many
+from .mathcheck import check_many
+from .metrics import question_metrics
+
+MATH_PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+CHOICE_PROMPT = ("Answer the following multiple-choice question. Think step by step, then give your final answer "
+                 "as the letter of the correct option in \\boxed{{}}, for example \\boxed{{A}}.\n\n{question}\n\n{options}")
+HUMANEVAL_PROMPT = ("Complete the following Python function. Reply with the complete function (its signature, "
+                    "body and any imports it needs) in one ```python code block.\n\n```python\n{prompt}```")
+MBPP_PROMPT = ("{prompt}\nYour code should pass this test:\n\n{first_test}\n\n"
+               "Reply with the complete Python code in one ```python code block.")
+
+
+# --- data and prompts -------------------------------------------------------------
+def load_benchmark(benchmark: Optional[str] = None, **_: object):
+    """``custom_dataset`` hook: ``dataset_kwargs: {benchmark: <name>}`` in the task YAML."""
+    from ..benchdata import load_dataset_dict
+
+    if benchmark is None:
+        raise ValueError("task YAML must set dataset_kwargs: {benchmark: <name>} (see inftythink_eval.benchdata)")
+    return load_dataset_dict(benchmark)
+
+
+def math_prompt(doc: dict) -> str:
+    return MATH_PROMPT.format(problem=doc["problem"])
+
+
+def choice_prompt(doc: dict) -> str:
+    options = "\n".join(f"{letter}) {text}" for letter, text in zip("ABCD", doc["choices"]))
+    return CHOICE_PROMPT.format(question=doc["question"], options=options)
+
+
+def code_prompt(doc: dict) -> str:
+    template = HUMANEVAL_PROMPT if doc["entry_point"] else MBPP_PROMPT
+    return template.format(prompt=doc["prompt"], first_test=doc["first_test"])
+
+
+# --- judged samples ---------------------------------------------------------------
+class Judged(SampleOutput):
+    """What was extracted from one response (the string), its verdict, and the response's engine stats."""
+
+    correct: bool
+    key: Optional[str]   # majority-vote key (None: no answer / no voting)
+    note: str            # how it was judged: boxed, fallback, no answer, timeout, passed, AssertionError, ...
+
+    def __new__(cls, text: str, source, correct: bool, key: Optional[str], note: str) -> "Judged":
+        obj = super().__new__(cls, text, stats_of(source), getattr(source, "trace_id", ""))
+        obj.correct, obj.key, obj.note = bool(correct), key, note
+        return obj
+
+    def __reduce__(self):
+        return (_rebuild, (str(self), self.stats, self.trace_id, self.correct, self.key, self.note))
+
+
+def _rebuild(text, stats, trace_id, correct, key, note) -> Judged:
+    source = SampleOutput("", stats, trace_id)
+    return Judged(text, source, correct, key, note)
+
+
+def _judge_all(resps: Sequence, docs: Sequence, judge_pairs: Callable) -> list[list[Judged]]:
+    """Flatten (question, repeat) pairs, judge them in one pass, regroup per question."""
+    groups = [list(r) if isinstance(r, (list, tuple)) else [r] for r in resps]
+    pairs = [(resp, doc) for group, doc in zip(groups, docs) for resp in group]
+    judged = judge_pairs(pairs)
+    out, start = [], 0
+    for group in groups:
+        out.append(judged[start:start + len(group)])
+        start += len(group)
+    return out
+
+
+def _math_pairs(pairs):
+    verdicts = check_many([(str(resp), str(doc["answer"])) for resp, doc in pairs])
+    return [Judged(v.answer or "", resp, v.correct, v.key, v.note) for (resp, _), v in zip(pairs, verdicts)]
+
+
+def _choice_pairs(pairs):
+    out = []
+    for resp, doc in pairs:
+        letter = extract_choice(resp)
+        out.append(Judged(letter or "", resp, letter == doc["answer"], letter, "letter" if letter else "no answer"))
+    return out
+
+
+def _code_pairs(pairs):
+    verdicts = check_code_many([(str(resp), doc) for resp, doc in pairs])
+    return [Judged(v.code or "", resp, v.passed, None, v.note) for (resp, _), v in zip(pairs, verdicts)]
+
+
+def judge_math(resps, docs):
+    """Filter (``function: custom``): judge every repeat of every question with math-verify."""
+    return _judge_all(resps, docs, _math_pairs)
+
+
+def judge_choice(resps, docs):
+    """Filter: extract and check the letter of every repeat."""
+    return _judge_all(resps, docs, _choice_pairs)
+
+
+def judge_code(resps, docs):
+    """Filter: run every repeat's program in the sandbox, in parallel."""
+    return _judge_all(resps, docs, _code_pairs)
+
+
+# --- per-question metrics ---------------------------------------------------------
+def _metrics(doc: dict, results: list, judge: Callable, vote: bool) -> dict:
+    samples = results[0] if isinstance(results[0], (list, tuple)) else list(results)
+    if not all(isinstance(s, Judged) for s in samples):  # the judging filter was not applied
+        samples = judge([samples], [doc])[0]
+    keys = [s.key for s in samples] if vote else None
+    timeouts = sum(s.note == "timeout" for s in samples)
+    return question_metrics([s.correct for s in samples], samples, keys, timeouts)
+
+
+def math_results(doc, results):
+    return _metrics(doc, results, judge_math, vote=True)
+
+
+def choice_results(doc, results):
+    return _metrics(doc, results, judge_choice, vote=True)
+
+
+def code_results(doc, results):
+    return _metrics(doc, results, judge_code, vote=False)
+
