@@ -1,0 +1,79 @@
+"""``inftythink leaderboard import|render|publish``.
+
+Owns: the three actions' arguments and their printed summaries; the
+default locations (``leaderboard/results/`` for records and
+``leaderboard/`` for the pages, under the current folder or
+``$INFTYTHINK_LEADERBOARD``); turning errors into one clear line and a
+non-zero exit.
+
+Does not know: lm-eval formats (``ingest``), layout (``render``), the hub (``publish``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import publish
+from .records import RecordError
+from .sidecars import IngestError
+from .store import Store, StoreError, default_root
+
+
+def _pages_dir() -> Path:
+    return Path(os.environ.get("INFTYTHINK_LEADERBOARD", "leaderboard"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None,
+                        help="records folder (default: $INFTYTHINK_LEADERBOARD/results or leaderboard/results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for LEADERBOARD.md and index.html (default: $INFTYTHINK_LEADERBOARD or leaderboard)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser("import", help="import lm-eval output folders (run with --log_samples) into the store")
+    imp.add_argument("paths", nargs="+", type=Path, help="lm-eval --output_path folders, model folders or results files")
+    imp.add_argument("--render", action="store_true", help="render the pages afterwards")
+    actions.add_parser("render", help="write LEADERBOARD.md and index.html from the store")
+    actions.add_parser("list", help="print one line per stored record")
+    publish.add_arguments(actions.add_parser("publish", help="upload the store and pages to a hub dataset"))
+
+
+def run(args: argparse.Namespace) -> int:
+    args.store = args.store or default_root()
+    args.out = args.out or _pages_dir()
+    try:
+        if args.action == "import":
+            return _import(args)
+        if args.action == "render":
+            return _render(args)
+        if args.action == "list":
+            for record in Store(args.store).load():
+                print(f"{record.record_id}  {record.model:<28} {record.mode:<11} {record.task:<28} "
+                      f"ACC {100 * record.acc:5.1f}  n={record.n_questions}x{record.samples_per_question}  {record.date}")
+            return 0
+        return publish.run(args)
+    except (IngestError, RecordError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .ingest import iter_records
+
+    records = iter_records(args.paths)  # every input parsed and validated before anything is written
+    report = Store(args.store).add(records)
+    print(f"{report.summary()} in {args.store}")
+    for path in report.added:
+        print(f"  + {path.name}")
+    return _render(args) if args.render else 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .render import render_all
+
+    records = Store(args.store).load()
+    md, page = render_all(records, args.out)
+    print(f"rendered {len(records)} record(s): {md} and {page}")
+    return 0
