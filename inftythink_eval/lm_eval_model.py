@@ -59,13 +59,50 @@ def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], ba
     return make_backend(backend, **common, **per_backend)
 
 
+def merge_cli_settings(model_args: dict, cli: dict) -> dict:
+    """lm-eval's --device/--batch_size apply only where model_args is silent.
+
+    ``--batch_size 1`` is lm-eval's default and is ignored (set batch_size=1 in
+    model_args to force it); ``--device cuda`` on a machine without CUDA falls
+    back to the CPU with a warning.
+    """
+    batch = cli.get("batch_size")
+    if "batch_size" not in model_args and batch not in (None, 1, "1", "auto") and not str(batch).startswith("auto"):
+        model_args["batch_size"] = batch
+    device = cli.get("device")
+    if "device" not in model_args and device:
+        if str(device).startswith("cuda") and not _cuda_available():
+            log.warning("--device %s requested but CUDA is not available: using the CPU", device)
+            device = "cpu"
+        model_args["device"] = device
+    return model_args
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 @register_model("inftythink")
 class InftyThinkLM(LM):
     """Iterative (InftyThink-style) generation over a real engine; see ``config.EvalConfig`` for model_args."""
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: Optional[dict] = None) -> "InftyThinkLM":
+        from lm_eval.utils import simple_parse_args_string
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: Optional[dict] = None) -> "InftyThinkLM":
+        return cls(**merge_cli_settings(dict(arg_dict), additional_config or {}))
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        kwargs.pop("device", None) if kwargs.get("device") is None else None
         config = parse(kwargs)
         path, card_defaults = resolve(config.pretrained) if config.pretrained else (None, {})
         mode = config.mode or card_defaults.get("mode", "vanilla")
