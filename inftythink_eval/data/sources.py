@@ -147,12 +147,12 @@ def to_traces(row: RawRow, columns: Columns) -> list[Union[Trace, Drop]]:
     if columns.trace:
         conclusion = _text(row.get(columns.conclusion)) if columns.conclusion else ""
         return [_checked(_uid(row, columns, row[columns.trace]), question, _text(row[columns.trace]), conclusion)]
-    solutions = _solutions(row[columns.solution])
+    solutions, several = _solutions(row[columns.solution])
     base = _uid(row, columns, json.dumps(row[columns.solution], sort_keys=True, default=str))
     flags = row.get(columns.correct) if columns.correct else None
     out: list[Union[Trace, Drop]] = []
     for k, solution in enumerate(solutions):
-        uid = base if len(solutions) == 1 and not isinstance(row[columns.solution], list) else f"{base}-g{k}"
+        uid = f"{base}-g{k}" if several else base
         if isinstance(flags, list) and k < len(flags) and not flags[k]:
             out.append(Drop("incorrect_generation", uid))
             continue
@@ -161,14 +161,14 @@ def to_traces(row: RawRow, columns: Columns) -> list[Union[Trace, Drop]]:
     return out or [Drop("no_solution", base)]
 
 
-def _solutions(value: Any) -> list:
-    """A solution cell as a list of solution strings (string, list of strings, or a chat)."""
+def _solutions(value: Any) -> tuple[list, bool]:
+    """A solution cell as (solution strings, several?): a string, a chat, or a list of generations."""
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
         turns = [m.get("content") for m in value if m.get("role") == "assistant"]
-        return turns[-1:] if turns else [None]
+        return (turns[-1:] if turns else [None]), False
     if isinstance(value, list):
-        return value
-    return [value]
+        return value, True
+    return [value], False
 
 
 def _checked(uid: str, question: str, trace: str, conclusion: str) -> Union[Trace, Drop]:

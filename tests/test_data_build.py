@@ -1,0 +1,236 @@
+"""The build pipeline with scripted backends: instances parse back, n-choice rule, kill and resume, shards, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+
+from inftythink_eval.backends.base import register_backend
+from inftythink_eval.backends.scripted import ScriptedBackend
+from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
+from inftythink_eval.data.summarize import BackendSummarizer, make_summarizer, parse_spec
+from inftythink_eval.templates import SUMMARY_INSTRUCTION, parse_round
+
+TESTS = Path(__file__).parent
+COLUMNS = Columns(question="question", solution=None, trace="trace", conclusion="answer")
+
+
+class SlowScripted(ScriptedBackend):
+    """The scripted backend, 30 ms per request: slow enough to be killed mid-build."""
+
+    def generate(self, requests):
+        time.sleep(0.03 * len(requests))
+        return super().generate(requests)
+
+
+class SeededScripted(ScriptedBackend):
+    """The scripted backend whose output is unfinished ("length") for seeds below ``finish_from``."""
+
+    def __init__(self, finish_from: int = 0, **kw) -> None:
+        super().__init__(**kw)
+        self.finish_from, self.seeds = finish_from, []
+
+    def generate(self, requests):
+        self.seeds += [r.params.seed for r in requests]
+        outs = super().generate(requests)
+        return [o if r.params.seed >= self.finish_from else type(o)(o.text, o.prompt_tokens, o.output_tokens, "length")
+                for r, o in zip(requests, outs)]
+
+
+def _rows(n: int = 12) -> list[dict]:
+    return [{"question": f"Question {i}?", "answer": f"Answer {i}.",
+             "trace": "\n\n".join(f"Step {k} of problem {i} has some words in it." for k in range(1 + i % 4))}
+            for i in range(n)]
+
+
+def _write_source(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _script(rows: list[dict]) -> list[dict]:
+    return [{"match": r["question"], "outputs": [f"* progress on {r['question']}"]} for r in rows]
+
+
+def _load(out: Path, folder: str = "instances"):
+    return datasets.load_dataset("parquet", data_files=str(out / folder / "*.parquet"), split="train")
+
+
+def run_build(out: str, source: str, script: str, call_log: str, shard: str = "0/1") -> None:
+    """Entry point of the subprocesses below (a slow scripted backend registered under a name)."""
+    register_backend("slowscripted", "test_data_build:SlowScripted")
+    i, n = map(int, shard.split("/"))
+    build(BuildConfig(source=source, out=out, eta=8, tokenizer="words", columns=COLUMNS, block_rows=2,
+                      summarizer=f"slowscripted:script={script},call_log={call_log},max_batch=1",
+                      summary=SummaryConfig(n=2), shard=(i, n), rows_per_file=7, progress=False))
+
+
+def test_instances_follow_the_protocol_and_parse_back(tmp_path):
+    rows = _rows()
+    backend = ScriptedBackend(script=_script(rows), call_log=tmp_path / "calls.jsonl")
+    report = build(BuildConfig(source="mem", out=str(tmp_path), eta=8, tokenizer="words", columns=COLUMNS,
+                               progress=False), summarizer=BackendSummarizer(backend), rows=rows)
+    ds = _load(tmp_path)
+    assert report["counts"]["traces_out"] == 12 and len(ds) == report["counts"]["instances_out"] == 30
+    assert ds.column_names == ["uuid", "reasoning_index", "question", "history", "reasoning_process", "summary",
+                               "conclusion", "messages"]
+    by_uid: dict = {}
+    for row in ds:
+        by_uid.setdefault(row["uuid"], []).append(row)
+        prompt, target = row["messages"][0]["content"], row["messages"][1]["content"]
+        parsed = parse_round(target, prompt)
+        assert parsed.ok and parsed.think == row["reasoning_process"]
+        if row["conclusion"] is None:
+            assert parsed.summary == row["summary"] == f"* progress on {row['question']}"
+        else:
+            assert parsed.summary is None and parsed.conclusion == row["conclusion"]
+        assert prompt.startswith(f"User:{row['question']}Assistant:")
+        assert (row["history"] is None) == (row["reasoning_index"] == 0)
+    for uid, group in by_uid.items():
+        assert [r["reasoning_index"] for r in group] == list(range(len(group)))
+        assert sum(r["summary"] is not None for r in group) == len(group)   # one summary per span
+        assert all(b["history"] == a["summary"] for a, b in zip(group, group[1:]))
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == 30 and SUMMARY_INSTRUCTION in calls[0]["prompt"]
+    assert len(_load(tmp_path, "vanilla")) == 12
+
+
+def test_summary_prompt_is_cumulative_with_protocol_sampling(tmp_path):
+    rows = _rows(4)
+    backend = SeededScripted(script=_script(rows), call_log=tmp_path / "calls.jsonl")
+    build(BuildConfig(source="mem", out=str(tmp_path), eta=8, tokenizer="words", columns=COLUMNS, progress=False),
+          summarizer=BackendSummarizer(backend), rows=rows)
+    prompts = [json.loads(l)["prompt"] for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    last = [p for p in prompts if "Question 3?" in p]
+    assert len(last) == 4 and "Step 0 of problem 3" in last[-1] and "Step 3 of problem 3" in last[-1]
+    assert "Step 1 of problem 3" not in last[0]
+
+
+def test_first_finished_choice_is_kept_and_later_choices_asked_only_when_needed(tmp_path):
+    rows = _rows(3)
+    backend = SeededScripted(finish_from=2, script=_script(rows))
+    report = build(BuildConfig(source="mem", out=str(tmp_path / "a"), eta=8, tokenizer="words", columns=COLUMNS,
+                               summary=SummaryConfig(n=4, seed=0), progress=False),
+                   summarizer=BackendSummarizer(backend), rows=rows)
+    assert sorted(Counter(backend.seeds).items()) == [(0, 6), (1, 6), (2, 6)]   # choice 3 never asked
+    assert report["counts"]["traces_out"] == 3
+    backend = SeededScripted(finish_from=9, script=_script(rows))
+    with pytest.raises(ValueError, match="no trace survived.*summary_unfinished"):
+        build(BuildConfig(source="mem", out=str(tmp_path / "b"), eta=8, tokenizer="words", columns=COLUMNS,
+                          summary=SummaryConfig(n=2), progress=False), summarizer=BackendSummarizer(backend), rows=rows)
+
+
+def test_rerun_takes_every_summary_from_the_cache(tmp_path):
+    source = _write_source(tmp_path / "in.jsonl", _rows())
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(_script(_rows())))
+    spec = f"scripted:script={script},call_log={tmp_path / 'calls.jsonl'}"
+    config = BuildConfig(source=str(source), out=str(tmp_path / "out"), eta=8, tokenizer="words", columns=COLUMNS,
+                         summarizer=spec, progress=False)
+    first, second = build(config), build(config)
+    assert first["counts"]["summaries_asked"] == 30 and second["counts"]["summaries_asked"] == 0
+    assert second["counts"]["summaries_cached"] == 30
+    assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 30
+
+
+def _spawn(out: Path, source: Path, script: Path, log: Path, shard: str = "0/1") -> subprocess.Popen:
+    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_data_build as t; "
+            f"t.run_build({str(out)!r}, {str(source)!r}, {str(script)!r}, {str(log)!r}, {shard!r})")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _files(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*.parquet"))}
+
+
+def test_sigkill_mid_build_then_rerun_is_byte_identical_and_asks_each_summary_once(tmp_path):
+    rows = _rows(24)
+    source = _write_source(tmp_path / "in.jsonl", rows)
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(_script(rows)))
+    killed_log, clean_log = tmp_path / "killed.jsonl", tmp_path / "clean.jsonl"
+    proc = _spawn(tmp_path / "resumed", source, script, killed_log)
+    deadline = time.monotonic() + 120
+    while (not killed_log.exists() or len(killed_log.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(killed_log.read_text().splitlines())
+    assert 20 <= before < 60 and not (tmp_path / "resumed" / "stats.json").exists()
+    for out, log in ((tmp_path / "resumed", killed_log), (tmp_path / "clean", clean_log)):
+        proc = _spawn(out, source, script, log)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    assert _files(tmp_path / "resumed") == _files(tmp_path / "clean") != {}
+    asked = Counter(json.loads(l)["prompt"] for l in killed_log.read_text().splitlines())
+    once = Counter(json.loads(l)["prompt"] for l in clean_log.read_text().splitlines())
+    assert sum(once.values()) == 60 and set(asked) == set(once)
+    extra = asked - once
+    assert sum(extra.values()) <= 1   # at most the one request in flight at the kill (max_batch=1) is re-asked
+
+
+def test_shards_cover_the_source_and_merge(tmp_path):
+    rows = _rows(10)
+    source = _write_source(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out"
+    for i in range(3):
+        build(BuildConfig(source=str(source), out=str(out), eta=8, tokenizer="words", columns=COLUMNS,
+                          shard=(i, 3), progress=False), summarizer=lambda q, spans: f"* {q} {len(spans)}")
+    whole = tmp_path / "whole"
+    build(BuildConfig(source=str(source), out=str(whole), eta=8, tokenizer="words", columns=COLUMNS, progress=False),
+          summarizer=lambda q, spans: f"* {q} {len(spans)}")
+    key = lambda r: (r["uuid"], r["reasoning_index"])  # noqa: E731
+    assert sorted(_load(out).to_list(), key=key) == sorted(_load(whole).to_list(), key=key)
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "merge", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    merged = json.loads((out / "stats.json").read_text())
+    assert merged["counts"] == json.loads((whole / "stats.json").read_text())["counts"]
+    (out / "stats-part-1-of-3.json").unlink()
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "merge", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "shards [1] of 3" in proc.stderr
+
+
+def summarize_last_line(question: str, spans: list[str]) -> str:
+    """A python-function summariser for the CLI test."""
+    return "* " + spans[-1].splitlines()[-1]
+
+
+def test_cli_builds_with_a_python_function_summarizer(tmp_path):
+    source = _write_source(tmp_path / "in.jsonl", _rows(5))
+    env = dict(os.environ, PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "build", "--source", str(source),
+                           "--out", str(tmp_path / "out"), "--eta", "12", "--tokenizer", "words",
+                           "--question-column", "question", "--trace-column", "trace", "--conclusion-column",
+                           "answer", "--segmenter", "strict", "--no-progress",
+                           "--summarizer", "python:test_data_build:summarize_last_line"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "traces out 5" in proc.stdout and "tokens_per_span" in proc.stdout
+    ds = _load(tmp_path / "out")
+    assert {r["summary"] for r in ds if r["reasoning_index"] == 0} >= {"* Step 0 of problem 1 has some words in it."}
+    bad = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "build", "--source",
+                          str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o2"), "--tokenizer", "words"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_summarizer_specs():
+    assert parse_spec("hf:pretrained=/m,batch_size=8,trust_remote_code=true") == (
+        "hf", {"pretrained": "/m", "batch_size": 8, "trust_remote_code": True})
+    assert make_summarizer("none") is None
+    assert make_summarizer("python:test_data_build:summarize_last_line").id == "python:test_data_build:summarize_last_line"
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        make_summarizer("nope:x=1")
+    with pytest.raises(ValueError, match="expected key=value"):
+        parse_spec("hf:pretrained")
