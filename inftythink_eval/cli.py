@@ -25,7 +25,10 @@ SUBCOMMANDS = {
 
 def _module(spec: str):
     name, _, prefix = spec.partition(":")
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"inftythink: this subcommand is not available in this install ({exc})") from exc
     if not prefix:
         return module.add_arguments, module.run
     return getattr(module, f"{prefix}_add_arguments"), getattr(module, f"{prefix}_run")

@@ -121,6 +121,8 @@ class EvalConfig:
     """scripted: rules file (JSON or JSON lines)."""
     call_log: Optional[str] = None
     """scripted: file that gets one JSON line per backend call."""
+    delay: float = 0.0
+    """scripted: seconds each call sleeps (to imitate a slow engine in tests)."""
     extra: dict = field(default_factory=dict)
     """Ignored lm-eval additions (max_batch_size)."""
 

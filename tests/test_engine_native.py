@@ -1,0 +1,127 @@
+"""Native InftyThink mode on the scripted backend: prompts byte for byte, stop rules, retries, accounting."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inftythink_eval.backends.base import SamplingParams
+from inftythink_eval.backends.scripted import ScriptedBackend
+from inftythink_eval.engine import Engine
+from inftythink_eval.modes import ModeParams, Sample
+from inftythink_eval.templates import Roles
+
+Q = "What is 6 times 7?"
+
+
+def round_out(think: str, summary: str) -> str:
+    return f"<think>\n{think}\n</think>\n<summary>\n{summary}\n</summary>"
+
+
+def run(script, params=ModeParams(), question=Q, max_tokens=1000):
+    backend = ScriptedBackend(script)
+    engine = Engine(backend, "inftythink", params, progress=False)
+    trace = engine.run([Sample("s", question, SamplingParams(max_tokens=max_tokens))])[0]
+    return backend, trace
+
+
+THREE_ROUNDS = [
+    {"match": "<history>S2 progress</history>", "output": "<think>\nfinish it\n</think>The answer is \\boxed{42}."},
+    {"match": "<history>S1 progress</history>", "output": round_out("second part", "S2 progress")},
+    {"match": Q, "output": round_out("first part", "S1 progress")},
+]
+
+
+def test_prompts_match_protocol_bytes_and_history_is_replaced():
+    _, trace = run(THREE_ROUNDS)
+    prompts = [c.prompt for c in trace.calls]
+    # PROTOCOL.md: round 1 `User:{question}Assistant:`, round i>1 `User:{question}Assistant:<history>{S_(i-1)}</history>`
+    assert prompts == [
+        "User:What is 6 times 7?Assistant:",
+        "User:What is 6 times 7?Assistant:<history>S1 progress</history>",
+        "User:What is 6 times 7?Assistant:<history>S2 progress</history>",
+    ]
+    assert "S1 progress" not in prompts[2]  # replaced, never accumulated
+    assert trace.final.answer == "The answer is \\boxed{42}."
+    assert trace.totals().rounds == 3 and not trace.totals().truncated
+
+
+def test_custom_roles_are_used():
+    _, trace = run([{"match": "", "output": "<think>\nx\n</think>done"}], ModeParams(roles=Roles("<|U|>", "<|A|>")))
+    assert trace.calls[0].prompt == "<|U|>What is 6 times 7?<|A|>"
+
+
+def test_output_without_summary_ends_the_sample():
+    _, trace = run([{"match": "", "output": "<think>\nshort\n</think>It is 42."}])
+    assert len(trace.calls) == 1 and trace.final.answer == "It is 42." and trace.final.reason == "done"
+
+
+def test_truncated_round_ends_the_sample_and_is_flagged():
+    long_think = "<think>\n" + " ".join(["word"] * 50)
+    backend, trace = run([{"match": "", "output": long_think}], ModeParams(round_tokens=10))
+    assert len(trace.calls) == 1
+    assert trace.calls[0].finish_reason == "length" and trace.calls[0].output_tokens == 10
+    assert trace.totals().truncated and trace.final.reason == "length"
+
+
+def test_truncation_inside_a_summary_is_a_format_failure_and_final():
+    text = round_out("a b c", "one two three four five six seven")
+    _, trace = run([{"match": "", "output": text}], ModeParams(round_tokens=8))
+    assert trace.final.reason == "format" and trace.totals().truncated and trace.totals().format_fail == 1
+
+
+BROKEN = "<think>\nno newline before the tag</think><summary>S</summary>"
+
+
+def test_parse_failure_without_retry_is_final_and_counted():
+    _, trace = run([{"match": Q, "outputs": [BROKEN, round_out("ok", "S")]}])
+    assert len(trace.calls) == 1 and trace.final.reason == "format"
+    assert trace.totals().format_fail == 1
+
+
+def test_parse_failure_with_retry_repeats_the_same_prompt_and_counts_it():
+    script = [{"match": "<history>S</history>", "output": "<think>\nend\n</think>42"},
+              {"match": Q, "outputs": [BROKEN, BROKEN, round_out("ok", "S")]}]
+    backend, trace = run(script, ModeParams(retry=True, max_retries=3))
+    roles = [c.role for c in trace.calls]
+    assert roles == ["reason", "retry", "retry", "reason"]
+    assert trace.calls[0].prompt == trace.calls[1].prompt == trace.calls[2].prompt
+    assert trace.totals().format_fail == 2 and trace.final.answer == "42"
+
+
+def test_retries_are_bounded():
+    _, trace = run([{"match": Q, "outputs": [BROKEN]}], ModeParams(retry=True, max_retries=2))
+    assert [c.role for c in trace.calls] == ["reason", "retry", "retry"]
+    assert trace.final.reason == "format" and trace.totals().format_fail == 3
+
+
+def test_max_rounds_stops_an_endless_sample():
+    _, trace = run([{"match": "", "output": round_out("again", "S")}], ModeParams(max_rounds=4))
+    assert trace.totals().rounds == 4 and trace.final.reason == "max_rounds" and trace.totals().truncated
+
+
+def test_accounting_tok_rounds_peak_and_latency():
+    backend = ScriptedBackend(THREE_ROUNDS, delay=0.01)
+    engine = Engine(backend, "inftythink", progress=False)
+    start = time.time()
+    traces = engine.run([Sample(str(i), Q, SamplingParams(max_tokens=1000)) for i in range(3)])
+    wall = time.time() - start
+    for trace in traces:
+        t = trace.totals()
+        assert t.tok == sum(backend.count_tokens(c.output) for c in trace.calls)
+        assert t.tok == sum(c.output_tokens for c in trace.calls) > 0
+        assert t.rounds == 3
+        assert t.peak_ctx == max(backend.count_tokens(c.prompt) + backend.count_tokens(c.output) for c in trace.calls)
+        assert 0 < t.lat <= wall
+
+
+def test_sampling_seeds_differ_per_call_and_are_reproducible():
+    script = [{"match": "", "output": round_out("x", "S")}]
+    backend = ScriptedBackend(script)
+    engine = Engine(backend, "inftythink", ModeParams(max_rounds=2), progress=False)
+    sample = Sample("s", Q, SamplingParams(max_tokens=100, temperature=0.7, seed=5))
+    seeds = [[c for c in t.calls] for t in engine.run([sample])]
+    assert len(seeds[0]) == 2
+    with pytest.raises(ValueError):
+        SamplingParams(max_tokens=0)
