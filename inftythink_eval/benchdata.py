@@ -176,9 +176,9 @@ def _code_row(row: dict, index: int) -> dict:
                 "tests": f"{row['test']}\n\ncheck({entry})\n", "reference": row["prompt"] + row["canonical_solution"],
                 "first_test": ""}
     tests = list(row["test_list"])  # MBPP
-    return {"id": str(row["task_id"]), "prompt": str(row["text"]), "entry_point": "",
-            "setup": str(row.get("test_setup_code") or ""), "tests": "\n".join(tests) + "\n",
-            "reference": str(row["code"]), "first_test": tests[0]}
+    setup = str(row.get("test_setup_code") or "")  # after the sample: it may use the sample's classes (task 367)
+    return {"id": str(row["task_id"]), "prompt": str(row["text"]), "entry_point": "", "setup": "",
+            "tests": f"{setup}\n" + "\n".join(tests) + "\n", "reference": str(row["code"]), "first_test": tests[0]}
 
 
 _NORMALIZERS: dict[str, Callable[[dict, int], dict]] = {"math": _math_row, "choice": _choice_row, "code": _code_row}

@@ -20,7 +20,7 @@ def _patterns(letters: str) -> list[re.Pattern]:
     L = f"(?-i:[{letters}])"  # the letter itself must be upper case
     return [
         # "answer is (B)", "Answer: **B**", "final answer: \text{B}", "answer is option C"
-        re.compile(rf"answer\s*(?:is|:)?\s*[:\-]?\s*(?:option\s*|choice\s*)?[\*\(\[\{{\s$]*(?:\\text(?:bf)?\{{)?\(?({L})\b(?![a-zA-Z])",
+        re.compile(rf"answer\s*(?:is|:)?\s*[:\-]?\s*(?:option\s*|choice\s*)?[\*\(\[\{{\s$\\]*(?:\\text(?:bf)?\{{)?\(?({L})\b(?![a-zA-Z])",
                    re.IGNORECASE),
         re.compile(rf"\*\*\(?({L})\)?\*\*"),                      # **B** / **(B)**
         re.compile(rf"(?:^|\s)\(({L})\)(?=\s|$|[.,:;])", re.M),   # (B)

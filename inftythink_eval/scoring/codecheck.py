@@ -3,8 +3,8 @@
 Owns: fenced-block extraction from the final answer (after any thinking;
 the last ``python``-tagged block, else the last block), the program layout
 ``setup + code + tests`` (HumanEval: the prompt, which keeps its imports and
-helpers, then the sample, then ``check(entry_point)``; MBPP: the task's
-setup code, the sample, then every assert), and the consent gate
+helpers, then the sample, then ``check(entry_point)``; MBPP: the sample,
+then the task's test setup code and every assert), and the consent gate
 (``HF_ALLOW_CODE_EVAL=1``).
 
 Does not know: lm-eval, how the sandbox confines (``sandbox``), benchmarks' files.

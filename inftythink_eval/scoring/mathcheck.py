@@ -39,7 +39,11 @@ _THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def last_boxed(text: str) -> Optional[str]:
-    """Content of the last ``\\boxed{...}`` (balanced braces); None when there is none or it never closes."""
+    """Content of the last ``\\boxed{...}`` (balanced braces); None when there is none.
+
+    A last box that never closes (an answer cut at the end) yields the rest of
+    the text, without trailing ``$``/``.``/spaces.
+    """
     found = None
     for match in _BOX_RE.finditer(text):
         depth, start = 1, match.end()
@@ -48,6 +52,8 @@ def last_boxed(text: str) -> Optional[str]:
             if depth == 0:
                 found = text[start:i]
                 break
+        else:
+            found = text[start:].rstrip(" \n\t$.") or None
     return found
 
 
