@@ -1,0 +1,109 @@
+"""Task YAMLs: every task and group resolves through lm-eval's TaskManager with the settings we promise."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from inftythink_eval.benchdata import BENCHMARKS
+from inftythink_eval.scoring.codecheck import CodeEvalNotAllowed, extract_code
+from inftythink_eval.scoring.hooks import choice_prompt, code_prompt, judge_code, math_prompt
+
+TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
+LEAVES = [f"inftythink_{name}" for name in BENCHMARKS]
+DATA = os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data")
+
+
+@pytest.fixture(scope="module")
+def manager():
+    from lm_eval.tasks import TaskManager
+
+    # only our folder (fast); discovery without --include_path is proven by the CLI runs in test_tasks_gold.py
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+
+
+@pytest.fixture(scope="module")
+def configs(manager):
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    index = manager.task_index
+    return {name: load_yaml(index[name].yaml_path) for name in LEAVES + [f"{n}_n16" for n in LEAVES]}
+
+
+def test_all_tasks_and_groups_resolve(manager):
+    names = set(manager.all_tasks)
+    for name in LEAVES + [f"{n}_n16" for n in LEAVES]:
+        assert name in names, name
+    for group in ("inftythink_paper", "inftythink_appendix", "inftythink_all", "inftythink_paper_n16",
+                  "inftythink_appendix_n16", "inftythink_all_n16"):
+        assert group in names, group
+
+
+def test_leaf_settings(configs):
+    for name in LEAVES:
+        cfg = configs[name]
+        kwargs = cfg["generation_kwargs"]
+        assert kwargs["until"] == [] and kwargs["max_gen_toks"] >= 16384 and kwargs["do_sample"] is False, name
+        assert cfg["repeats"] == 1 and cfg["num_fewshot"] == 0 and cfg["metadata"]["version"] >= 1
+        assert cfg["filter_list"][0]["name"] == "none" and cfg["filter_list"][0]["filter"][0]["function"] == "custom"
+        metrics = {m["metric"] for m in cfg["metric_list"]}
+        assert {"acc", "pass@1", "pass@16", "maj@16", "tok", "lat", "rounds", "peak_ctx", "truncated",
+                "format_fail", "check_timeout"} <= metrics
+        assert cfg.get("unsafe_code", False) is (BENCHMARKS[name[len("inftythink_"):]].family == "code")
+
+
+def test_paper_protocol_variants(configs):
+    for name in LEAVES:
+        cfg = configs[f"{name}_n16"]
+        kwargs = cfg["generation_kwargs"]
+        assert cfg["repeats"] == 16 and kwargs["temperature"] == 0.7 and kwargs["top_p"] == 0.95
+        assert kwargs["do_sample"] is True and kwargs["until"] == []
+        assert cfg["dataset_kwargs"] == configs[name]["dataset_kwargs"]
+
+
+def test_every_leaf_starts_with_a_card():
+    for path in TASKS_DIR.glob("*/inftythink_*.yaml"):
+        if "synthetic" in path.parts[-2]:
+            continue  # owned by the training part
+        head = path.read_text().splitlines()[0]
+        assert head.startswith("# "), path
+
+
+def test_hooks_are_one_line_imports():
+    source = (TASKS_DIR / "_base" / "utils.py").read_text()
+    assert "def " not in source and "from inftythink_eval.scoring.hooks import" in source
+
+
+def test_prompts():
+    math = math_prompt({"problem": "What is 1+1?"})
+    assert math.startswith("What is 1+1?") and "\\boxed{}" in math
+    choice = choice_prompt({"question": "Q?", "choices": ["w", "x", "y", "z"]})
+    assert "A) w\nB) x\nC) y\nD) z" in choice and "letter" in choice
+    code = code_prompt({"entry_point": "f", "prompt": "def f():\n    pass\n", "first_test": ""})
+    assert "```python\ndef f():" in code
+    mbpp = code_prompt({"entry_point": "", "prompt": "Write f.", "first_test": "assert f() == 1"})
+    assert "assert f() == 1" in mbpp
+
+
+def test_code_is_taken_from_the_final_answer_only():
+    assert extract_code("<think>\n```python\nbad()\n```\n</think> ```python\ngood()\n```") == "good()\n"
+    assert extract_code("```\nx = 1\n```") == "x = 1\n"
+    assert extract_code("```python\na = 1\n```\n```python\nb = 2\n```") == "b = 2\n"
+    assert extract_code("no code") is None
+    assert extract_code("```python\ncut = True") == "cut = True"  # cut at the token limit
+
+
+def test_code_needs_consent(monkeypatch):
+    monkeypatch.delenv("HF_ALLOW_CODE_EVAL", raising=False)
+    doc = {"setup": "", "tests": "", "entry_point": ""}
+    with pytest.raises(CodeEvalNotAllowed, match="HF_ALLOW_CODE_EVAL=1 and pass --confirm_run_unsafe_code"):
+        judge_code([["```python\nprint(1)\n```"]], [doc])
+
+
+def test_lm_eval_refuses_code_tasks_without_confirmation(monkeypatch, manager):
+    from lm_eval.evaluator import simple_evaluate
+
+    monkeypatch.setenv("INFTYTHINK_DATA_DIR", DATA)
+    with pytest.raises(ValueError, match="unsafe"):
+        simple_evaluate(model="inftythink", model_args="backend=scripted,mode=vanilla",
+                        tasks=["inftythink_humaneval"], limit=1, task_manager=manager)

@@ -1,0 +1,95 @@
+"""Every benchmark through the real ``lm_eval`` CLI with the scripted backend.
+
+Gold: the gold answer written as a model would write it (math/GPQA
+``<think>...</think> The answer is \\boxed{gold}``; HumanEval the prompt plus
+``canonical_solution``; MBPP the reference ``code``, in a fenced block)
+scores 100% on EVERY row of all seven benchmarks (one lm_eval run, ~90 s).
+Wrong: a wrong answer scores 0 (first rows of each benchmark).  Repeats: a
+variant with ``repeats: 4`` scores all four samples of each question.
+"""
+
+import glob
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inftythink_eval.benchdata import BENCHMARKS, load_rows
+from inftythink_eval.scoring.hooks import code_prompt
+
+DATA = os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data")
+TASKS = [f"inftythink_{name}" for name in BENCHMARKS]
+pytestmark = pytest.mark.skipif(not Path(DATA).is_dir(), reason=f"benchmark data folder {DATA} missing")
+
+
+def gold_response(name: str, row: dict) -> tuple[str, str]:
+    """(a substring of the prompt, the gold answer as a model would write it)."""
+    family = BENCHMARKS[name].family
+    if family == "code":
+        return code_prompt(row), "<think>\nplan\n</think>\n```python\n" + row["reference"] + "\n```"
+    key = row["problem"] if family == "math" else row["question"]
+    return key, "<think>\nworking\n</think> The answer is \\boxed{" + row["answer"] + "}."
+
+
+def wrong_response(name: str, row: dict) -> tuple[str, str]:
+    family = BENCHMARKS[name].family
+    if family == "code":
+        body = f"def {row['entry_point']}(*args):\n    return None\n" if row["entry_point"] else "x = 1\n"
+        return code_prompt(row), "```python\n" + body + "```"
+    key = row["problem"] if family == "math" else row["question"]
+    wrong = "\\frac{-9876}{13}" if family == "math" else "ABCD"[("ABCD".index(row["answer"]) + 1) % 4]
+    return key, "<think>\nhmm\n</think> The answer is \\boxed{" + wrong + "}."
+
+
+def run_lm_eval(tmp: Path, make, limit=None, extra_tasks=(), include=None) -> dict:
+    rules = [{"match": m, "outputs": [o]} for name in BENCHMARKS for m, o in (make(name, r) for r in load_rows(name, DATA))]
+    script = tmp / "script.jsonl"
+    script.write_text("\n".join(json.dumps(r) for r in rules))
+    cmd = ["lm_eval", "--model", "inftythink", "--model_args", f"backend=scripted,script={script},mode=vanilla",
+           "--tasks", ",".join(TASKS + list(extra_tasks)), "--output_path", str(tmp / "out"), "--log_samples",
+           "--confirm_run_unsafe_code"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    if include:
+        cmd += ["--include_path", str(include)]
+    env = dict(os.environ, INFTYTHINK_DATA_DIR=DATA, HF_ALLOW_CODE_EVAL="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(Path(glob.glob(str(tmp / "out" / "*" / "results_*.json"))[0]).read_text())
+    samples = {}
+    for path in glob.glob(str(tmp / "out" / "*" / "samples_*.jsonl")):
+        task = Path(path).name[len("samples_"):].rsplit("_", 1)[0]
+        samples[task] = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return {"results": results["results"], "samples": samples}
+
+
+def test_gold_answers_score_100_percent_on_every_row(tmp_path):
+    run = run_lm_eval(tmp_path, gold_response)
+    for task, name in zip(TASKS, BENCHMARKS):
+        rows = run["samples"][task]
+        assert len(rows) == BENCHMARKS[name].rows, task
+        failing = [(r["doc"]["id"], r["filtered_resps"][0][0][:80]) for r in rows if r["acc"] != 1.0]
+        assert not failing, f"{task}: gold rows that do not verify: {failing}"
+        metrics = run["results"][task]
+        assert metrics["acc,none"] == 1.0 and metrics["pass@1,none"] == 1.0 and metrics["check_timeout,none"] == 0.0
+        assert metrics["rounds,none"] == 1.0 and metrics["tok,none"] > 0  # the engine's stats reach the results
+
+
+def test_wrong_answers_score_zero_and_repeats_are_all_scored(tmp_path):
+    include = tmp_path / "extra"
+    include.mkdir()
+    (include / "r4.yaml").write_text(
+        f"include: {Path(__file__).resolve().parents[1] / 'tasks/gpqa_diamond/inftythink_gpqa_diamond.yaml'}\n"
+        "task: itt_gpqa_r4\nrepeats: 4\n")
+    run = run_lm_eval(tmp_path, wrong_response, limit=6, extra_tasks=["itt_gpqa_r4"], include=include)
+    for task in TASKS:
+        metrics = run["results"][task]
+        assert metrics["acc,none"] == 0.0 and metrics["pass@1,none"] == 0.0, task
+        assert all(r["acc"] == 0.0 for r in run["samples"][task]), task
+    r4 = run["samples"]["itt_gpqa_r4"]
+    assert all(len(r["resps"][0]) == 4 and len(r["filtered_resps"][0]) == 4 for r in r4)
+    metrics = run["results"]["itt_gpqa_r4"]
+    assert {"pass@4,none", "maj@4,none"} <= set(metrics) and metrics["acc,none"] == 0.0
+    assert "maj@1,none" not in run["results"]["inftythink_humaneval"]  # no voting on code
