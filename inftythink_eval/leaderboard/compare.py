@@ -59,14 +59,12 @@ def table(task: str, runs: list[Record], iters: int = 2000) -> str:
     return "\n".join(lines)
 
 
-def run_modes(model_args: str, tasks: str, modes: list[str], output: Path, limit: Optional[float],
-              include_path: Optional[str], gen_kwargs: dict) -> dict[str, list[Record]]:
-    """One lm-eval run per mode; {mode: records}."""
+def run_modes(model_args: str, modes: list[str], output: Path, **flags) -> dict[str, list[Record]]:
+    """One lm-eval run per mode (``flags``: further ``LmEvalRun`` fields, the same for every mode); {mode: records}."""
     out = {}
     for mode in modes:
-        spec = lmeval_run.LmEvalRun(model="inftythink", model_args=lmeval_run.with_mode(model_args, mode), tasks=tasks,
-                                    output_path=output / mode, limit=limit, include_path=include_path,
-                                    gen_kwargs=gen_kwargs)
+        spec = lmeval_run.LmEvalRun(model="inftythink", model_args=lmeval_run.with_mode(model_args, mode),
+                                    output_path=output / mode, **flags)
         lmeval_run.run(spec)
         out[mode] = import_path(output / mode)
     return out
@@ -91,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=float, default=None, help="lm-eval --limit (questions per task)")
     parser.add_argument("--gen_kwargs", default="", help="lm-eval --gen_kwargs, e.g. max_gen_toks=256")
     parser.add_argument("--include_path", default=None, help="extra task folder for lm-eval")
+    parser.add_argument("--apply_chat_template", action="store_true", help="lm-eval --apply_chat_template (chat models)")
+    parser.add_argument("--system_instruction", default=None, help="lm-eval --system_instruction")
     parser.add_argument("--output_path", type=Path, default=None, help="lm-eval output folder (default: a new temporary folder)")
     parser.add_argument("--store", type=Path, default=None, help="records folder (default leaderboard/results)")
     parser.add_argument("--no-store", action="store_true", help="do not store the runs")
@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     gen_kwargs = dict(p.split("=", 1) for p in args.gen_kwargs.split(",") if "=" in p)
     output = args.output_path or Path(tempfile.mkdtemp(prefix="inftythink-compare-"))
     try:
-        runs = run_modes(args.model_args, args.tasks, modes, output, args.limit, args.include_path, gen_kwargs)
+        runs = run_modes(args.model_args, modes, output, tasks=args.tasks, limit=args.limit, gen_kwargs=gen_kwargs,
+                         include_path=args.include_path, apply_chat_template=args.apply_chat_template,
+                         system_instruction=args.system_instruction)
         stored = None if args.no_store else Store(args.store or default_root()).add(r for rs in runs.values() for r in rs)
     except (lmeval_run.LmEvalFailed, IngestError, RecordError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
