@@ -107,3 +107,20 @@ def test_lm_eval_refuses_code_tasks_without_confirmation(monkeypatch, manager):
     with pytest.raises(ValueError, match="unsafe"):
         simple_evaluate(model="inftythink", model_args="backend=scripted,mode=vanilla",
                         tasks=["inftythink_humaneval"], limit=1, task_manager=manager)
+
+
+def test_process_results_scores_every_repeat_even_without_the_filter():
+    import pickle
+
+    from inftythink_eval.result import SampleOutput
+    from inftythink_eval.scoring.hooks import Judged, choice_results, judge_math, math_results
+
+    stats = {"tok": 4, "lat": 0.5, "rounds": 2, "peak_ctx": 9, "truncated": 0, "format_fail": 0}
+    samples = [SampleOutput(text, stats) for text in (r"\boxed{5}", r"\boxed{6}", r"\boxed{05}", "no idea")]
+    out = math_results({"answer": "5"}, [samples])  # raw responses: judged on the fly
+    assert out["acc"] == 0.5 and out["pass@4"] == 1.0 and out["maj@4"] == 1.0 and out["rounds"] == 2
+    judged = judge_math([samples], [{"answer": "5"}])[0]
+    assert [j.correct for j in judged] == [True, False, True, False] and judged[3].note == "no answer"
+    again = pickle.loads(pickle.dumps(judged[0]))
+    assert isinstance(again, Judged) and again.correct and again.key == "5" and again.stats["tok"] == 4
+    assert choice_results({"answer": "B"}, [["The answer is (B)", "**C**"]])["acc"] == 0.5
