@@ -1,0 +1,120 @@
+"""The real lm-eval CLI as a subprocess: registration, outputs, sidecar traces, errors, resume, --model hf."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LM_EVAL, run_cli
+
+
+def outputs(out: Path, task: str = "itt_mini"):
+    folder = next(p for p in out.iterdir() if p.is_dir())
+    results = json.loads(max(folder.glob("results_*.json")).read_text())
+    samples = [json.loads(l) for l in max(folder.glob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
+    traces = [json.loads(l) for f in sorted(folder.glob("inftythink_traces_*.jsonl")) for l in f.read_text().splitlines()]
+    run = json.loads(max(folder.glob("inftythink_run_*.json")).read_text())
+    return results, samples, traces, run
+
+
+def lm_eval(model_args: str, task_dir: Path, out: Path, *extra: str, limit: int = 3, env=None):
+    """``lm_eval --model inftythink`` on the minimal task (3 rows of MATH500 by default)."""
+    return run_cli([*LM_EVAL, "--model", "inftythink", "--model_args", model_args, "--tasks", "itt_mini",
+                    "--include_path", str(task_dir), "--limit", str(limit), "--output_path", str(out),
+                    "--log_samples", *extra], env=env, timeout=1200)
+
+
+def test_scripted_run_reports_stats_everywhere(tmp_path, mini_task):
+    script = tmp_path / "script.jsonl"
+    rules = [{"match": "<history>", "output": "<think>\nlast\n</think>The answer is 5."},
+             {"match": "", "output": "<think>\nfirst\n</think>\n<summary>\nhalf way\n</summary>"}]
+    script.write_text("".join(json.dumps(r) + "\n" for r in rules))
+    out = tmp_path / "out"
+    lm_eval(f"pretrained=scripted,backend=scripted,script={script},mode=inftythink", mini_task, out)
+    results, samples, traces, run = outputs(out)
+    metrics = results["results"]["itt_mini"]
+    assert metrics["rounds,none"] == 2.0 and metrics["tok,none"] > 0 and metrics["lat,none"] > 0
+    assert "peak_ctx,none" in metrics and "truncated,none" in metrics
+    assert len(samples) == 3 and all(s["rounds"] == 2 and s["tok"] > 0 for s in samples)
+    assert len(traces) == 3 and all(len(t["calls"]) == 2 for t in traces)
+    assert traces[0]["calls"][1]["prompt"].endswith("Assistant:<history>half way</history>")
+    assert {t["trace_id"] for t in traces} == {f"itt_mini/{s['doc_id']}/0" for s in samples}
+    assert run["mode"] == "inftythink" and run["backend"] == "scripted" and run["hardware"]["cpu_count"] >= 1
+
+
+def test_real_model_summarize_and_vanilla(tmp_path, mini_task, smollm2):
+    out = tmp_path / "summ"
+    lm_eval(f"pretrained={smollm2},backend=hf,mode=summarize,eta=64,max_rounds=3,summary_tokens=24",
+            mini_task, out, "--apply_chat_template", "--gen_kwargs", "max_gen_toks=128")
+    results, samples, traces, run = outputs(out)
+    metrics = results["results"]["itt_mini"]
+    for key in ("tok,none", "lat,none", "rounds,none", "peak_ctx,none"):
+        assert metrics[key] > 0, key
+    assert len(samples) == 3 and all(s["tok"] > 0 and s["lat"] > 0 for s in samples)
+    assert max(s["rounds"] for s in samples) > 1, "at least one sample should need a second round"
+    assert any(c["role"] == "summary" for t in traces for c in t["calls"])
+    for t in traces:  # TOK is the sum of the backend's generated counts over all calls
+        assert t["totals"]["tok"] == sum(c["output_tokens"] for c in t["calls"])
+    assert run["weights"]["sha256"]
+
+    out = tmp_path / "van"
+    lm_eval(f"pretrained={smollm2},backend=hf,mode=vanilla", mini_task, out, "--apply_chat_template",
+            "--gen_kwargs", "max_gen_toks=32")
+    results, samples, traces, _ = outputs(out)
+    assert results["results"]["itt_mini"]["rounds,none"] == 1.0
+    assert all(s["rounds"] == 1 and 0 < s["tok"] <= 32 for s in samples)
+
+
+def test_builtin_hf_model_still_works(tmp_path, mini_task, smollm2):
+    out = tmp_path / "hf"
+    run_cli([*LM_EVAL, "--model", "hf", "--model_args", f"pretrained={smollm2}", "--tasks", "itt_mini",
+             "--include_path", str(mini_task), "--limit", "1", "--gen_kwargs", "max_gen_toks=8",
+             "--output_path", str(out), "--device", "cpu"])
+    folder = next(out.iterdir())
+    results = json.loads(max(folder.glob("results_*.json")).read_text())
+    assert "acc,none" in results["results"]["itt_mini"]
+
+
+def test_bad_model_args_fail_before_generation(tmp_path, mini_task):
+    for args, needle in [("backend=scripted,modee=vanilla", "valid keys"),
+                         ("backend=scripted,mode=fast", "valid modes are vanilla, inftythink, summarize, delethink"),
+                         ("backend=hf", "needs pretrained="),
+                         ("backend=scripted,eta=lots", "eta='lots': expected int"),
+                         ("backend=telepathy,pretrained=x", "valid backends are")]:
+        proc = subprocess.run([*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini",
+                               "--include_path", str(mini_task), "--limit", "1"], capture_output=True, text=True)
+        assert proc.returncode != 0 and needle in proc.stderr, (args, proc.stderr[-2000:])
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
+    rules = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
+             {"match": "<history>A</history>", "output": "<think>\ny\n</think>\n<summary>\nB\n</summary>"},
+             {"match": "", "output": "<think>\nx\n</think>\n<summary>\nA\n</summary>"}]
+    script, log, cache = tmp_path / "s.json", tmp_path / "calls.jsonl", tmp_path / "cache"
+    script.write_text(json.dumps(rules))
+    args = (f"pretrained=scripted,backend=scripted,script={script},mode=inftythink,call_log={log},"
+            f"cache_dir={cache},batch_size=1,delay=0.4")
+    cmd = [*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini", "--include_path",
+           str(mini_task), "--limit", "4", "--output_path", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 5):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = [json.loads(l) for l in log.read_text().splitlines()]
+    assert 5 <= len(first) < 12, "the run should have been killed part way"
+    from inftythink_eval.cache import CallCache
+
+    finished = len(CallCache(cache))
+    assert finished >= 4
+    run_cli(cmd)
+    second = [json.loads(l) for l in log.read_text().splitlines()][len(first):]
+    assert len(second) == 12 - finished  # 4 samples x 3 rounds, minus what was finished before the kill

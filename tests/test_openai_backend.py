@@ -1,0 +1,102 @@
+"""The openai backend against a real OpenAI-compatible server on 127.0.0.1 (``transformers serve``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import LM_EVAL, run_cli
+from inftythink_eval.backends.base import BackendError, Request, SamplingParams, make_backend
+from inftythink_eval.cache import CallCache
+from inftythink_eval.engine import Engine
+from inftythink_eval.modes import ModeParams, Sample
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2):
+    """A real ``transformers serve`` process serving SmolLM2 on 127.0.0.1; stopped at the end."""
+    exe = shutil.which("transformers")
+    assert exe, "the `transformers` CLI is missing: pip install 'transformers[serving]' (the dev extra has it)"
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{port}.log", "w")
+    proc = subprocess.Popen([exe, "serve", smollm2, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"transformers serve exited with {proc.returncode}; see {log.name}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(1)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("transformers serve did not become healthy in 400 s")
+    yield {"url": url + "/v1", "proc": proc, "model": smollm2}
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    log.close()
+
+
+def test_completion_counts_and_stop_strings(server):
+    backend = make_backend("openai", base_url=server["url"], pretrained=server["model"], concurrency=2)
+    out = backend.generate([Request("The capital of France is", SamplingParams(max_tokens=12, stop=(".",)))])[0]
+    assert "." not in out.text and out.output_tokens >= 1 and out.prompt_tokens == 5
+    out = backend.generate([Request("Count: one, two, three,", SamplingParams(max_tokens=4))])[0]
+    assert out.finish_reason == "length" and out.output_tokens == 4
+
+
+def test_lm_eval_cli_over_the_server(server, tmp_path, mini_task):
+    out = tmp_path / "out"
+    args = (f"pretrained={server['model']},backend=openai,base_url={server['url']},mode=summarize,eta=24,"
+            f"max_rounds=2,summary_tokens=16,concurrency=2")
+    run_cli([*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini", "--include_path",
+             str(mini_task), "--limit", "2", "--output_path", str(out), "--log_samples", "--apply_chat_template",
+             "--gen_kwargs", "max_gen_toks=64"], timeout=1200)
+    folder = next(out.iterdir())
+    results = json.loads(max(folder.glob("results_*.json")).read_text())["results"]["itt_mini"]
+    assert results["tok,none"] > 0 and results["lat,none"] > 0 and results["rounds,none"] >= 1
+    samples = [json.loads(l) for l in max(folder.glob("samples_itt_mini_*.jsonl")).read_text().splitlines()]
+    assert len(samples) == 2 and all(s["tok"] > 0 for s in samples)
+    traces = [json.loads(l) for l in max(folder.glob("inftythink_traces_*.jsonl")).read_text().splitlines()]
+    assert any(len(t["calls"]) > 1 for t in traces)
+
+
+def test_killing_the_server_gives_retries_then_a_clear_error_and_keeps_finished_calls(server, tmp_path):
+    """Runs last in this module: it stops the shared server."""
+    backend = make_backend("openai", base_url=server["url"], pretrained=server["model"], concurrency=1,
+                           retries=2, backoff=0.2, timeout=60)
+    cache = CallCache(tmp_path / "cache")
+    samples = [Sample(str(i), f"Write a short poem about the number {i}.", SamplingParams(max_tokens=24)) for i in range(6)]
+
+    def kill_when_first_call_is_cached():
+        while len(cache) < 1:
+            time.sleep(0.05)
+        os.killpg(server["proc"].pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_when_first_call_is_cached, daemon=True).start()
+    start = time.time()
+    with pytest.raises(BackendError, match=r"failed after 3 attempts .*Is the server running"):
+        Engine(backend, "vanilla", ModeParams(), cache=cache, progress=False).run(samples)
+    assert time.time() - start < 600
+    kept = len(CallCache(tmp_path / "cache"))
+    assert 1 <= kept < 6
