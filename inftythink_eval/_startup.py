@@ -31,7 +31,7 @@ def tasks_dir():
 
     here = Path(__file__).resolve().parent
     for candidate in (here / "tasks", here.parent / "tasks"):
-        if candidate.is_dir() and any(candidate.glob("*.yaml")) or (candidate / "_base").is_dir():
+        if candidate.is_dir():
             return candidate
     return None
 
