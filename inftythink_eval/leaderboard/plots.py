@@ -146,7 +146,7 @@ def distributions(records: list[Record]) -> Optional[str]:
     for ax, (name, unit) in zip(axes, (("tok", "generated tokens per question"), ("lat", "seconds per question"))):
         rows = series[name]
         if rows:
-            ax.boxplot(list(rows.values()), vert=False)
+            ax.boxplot(list(rows.values()), orientation="horizontal")
             ax.set_yticks(range(1, len(rows) + 1), list(rows.keys()), fontsize=7)
         ax.set(title=f"{name.upper()} distribution", xlabel=unit)
         ax.grid(alpha=0.3)
