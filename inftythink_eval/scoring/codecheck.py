@@ -60,7 +60,7 @@ class CodeVerdict:
 
 
 def check_code_many(pairs: Sequence[tuple[str, dict]], limits: SandboxLimits = SandboxLimits(),
-                    progress: bool = True) -> list[CodeVerdict]:
+                    progress: bool = False) -> list[CodeVerdict]:
     """Run every (response, doc) pair's program in the sandbox, in parallel across cores."""
     require_consent()
     codes = [extract_code(response) for response, _ in pairs]

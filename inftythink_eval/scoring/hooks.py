@@ -14,6 +14,7 @@ Does not know: files and hub ids (``benchdata``), how answers are checked
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, Sequence
 
 from ..result import SampleOutput, stats_of
@@ -22,6 +23,7 @@ from .codecheck import check_code_many
 from .mathcheck import check_many
 from .metrics import question_metrics
 
+log = logging.getLogger(__name__)
 MATH_PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 CHOICE_PROMPT = ("Answer the following multiple-choice question. Think step by step, then give your final answer "
                  "as the letter of the correct option in \\boxed{{}}, for example \\boxed{{A}}.\n\n{question}\n\n{options}")
@@ -90,7 +92,11 @@ def _judge_all(resps: Sequence, docs: Sequence, judge_pairs: Callable) -> list[l
 
 
 def _math_pairs(pairs):
-    verdicts = check_many([(str(resp), str(doc["answer"])) for resp, doc in pairs])
+    verdicts = check_many([(str(resp), str(doc["answer"])) for resp, doc in pairs], progress=len(pairs) > 100)
+    timeouts = sum(v.note == "timeout" for v in verdicts)
+    if timeouts:
+        log.warning("%d of %d math checks hit the time limit and were scored incorrect (metric check_timeout)",
+                    timeouts, len(verdicts))
     return [Judged(v.answer or "", resp, v.correct, v.key, v.note) for (resp, _), v in zip(pairs, verdicts)]
 
 
@@ -103,7 +109,7 @@ def _choice_pairs(pairs):
 
 
 def _code_pairs(pairs):
-    verdicts = check_code_many([(str(resp), doc) for resp, doc in pairs])
+    verdicts = check_code_many([(str(resp), doc) for resp, doc in pairs], progress=len(pairs) > 20)
     return [Judged(v.code or "", resp, v.passed, None, v.note) for (resp, _), v in zip(pairs, verdicts)]
 
 

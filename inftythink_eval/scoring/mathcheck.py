@@ -138,7 +138,8 @@ def check_math(response: str, gold: str) -> MathVerdict:
     return MathVerdict(_equivalent(str(gold), answer), answer, light_normalize(answer), note)
 
 
-def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS) -> list[MathVerdict]:
+def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS,
+               progress: bool = False) -> list[MathVerdict]:
     """``check_math`` over (response, gold) pairs in parallel worker processes, each under ``limit`` seconds.
 
     A check past the limit, or one that crashed, is incorrect and says so in ``note``.
@@ -152,5 +153,7 @@ def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS) -
 
     from concurrent.futures import ThreadPoolExecutor
 
+    from tqdm.auto import tqdm
+
     with ThreadPoolExecutor(shared_pool().size) as threads:
-        return list(threads.map(one, pairs))
+        return list(tqdm(threads.map(one, pairs), total=len(pairs), desc="math checks", disable=not progress))
