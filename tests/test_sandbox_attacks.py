@@ -146,3 +146,10 @@ def test_limits_are_validated():
 def test_passing_program_reports_passed():
     result = run_python("print(sum(range(10)))\n", LIMITS)
     assert result.passed and result.reason == "passed" and result.stdout.strip() == "45"
+
+
+def test_limits_only_mode_still_contains_loops_and_memory():
+    """What a non-root user gets (isolate=False): resource limits, own session, stripped env, temp folder."""
+    limits = SandboxLimits(wall_s=2, cpu_s=2, memory_mb=1024, isolate=False)
+    loop, memory, ok = run_many(["while True:\n    pass\n", "b = bytearray(10 * 1024 ** 3)\n", "print('x')\n"], limits)
+    assert "timeout" in loop.reason and "memory" in memory.reason and ok.passed
