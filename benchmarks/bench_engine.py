@@ -25,10 +25,12 @@ from inftythink_eval.engine import Engine  # noqa: E402
 from inftythink_eval.modes import ModeParams, Sample  # noqa: E402
 
 
-def overhead(prompts: int, tokens: int, batch: int, repeats: int) -> None:
-    from inftythink_eval.fetch import smollm2_folder
+def overhead(prompts: int, tokens: int, batch: int, repeats: int, pretrained: str | None, device: str) -> None:
+    if pretrained is None:
+        from inftythink_eval.fetch import smollm2_folder
 
-    backend = make_backend("hf", pretrained=str(smollm2_folder()), batch_size=batch)
+        pretrained = str(smollm2_folder())
+    backend = make_backend("hf", pretrained=pretrained, batch_size=batch, device=device)
     questions = [f"Explain in one sentence why {i} + {i} = {2 * i}." for i in range(prompts)]
     params = SamplingParams(max_tokens=tokens)
     rendered = [backend.apply_chat_template([{"role": "user", "content": q}]) for q in questions]
@@ -44,7 +46,7 @@ def overhead(prompts: int, tokens: int, batch: int, repeats: int) -> None:
         engine.run(samples)
         engine_times.append(time.perf_counter() - start)
     d, e = min(direct_times), min(engine_times)
-    print(f"[overhead] hf SmolLM2, {prompts} prompts x {tokens} tokens, batch {batch}, best of {repeats}: "
+    print(f"[overhead] hf {Path(pretrained).name} on {device}, {prompts} prompts x {tokens} tokens, batch {batch}, best of {repeats}: "
           f"direct {d:.2f}s, engine {e:.2f}s, ratio {e / d:.3f} (target <= 1.05)")
 
 
@@ -90,10 +92,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--delay", type=float, default=0.002, help="server seconds per generated token")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--pretrained", default=None, help="model for the overhead run (default: SmolLM2 from the zoo)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     scheduling(args.samples, args.concurrency, args.delay, seed=0)
     if not args.skip_overhead:
-        overhead(args.prompts, args.tokens, args.batch, args.repeats)
+        overhead(args.prompts, args.tokens, args.batch, args.repeats, args.pretrained, args.device)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from vllm import LLM
+from vllm import SamplingParams as VSP
+
 from .base import BackendError, Completion, Request
 
 
@@ -24,8 +27,6 @@ class VLLMBackend:
                  data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  max_model_len: Optional[int] = None, revision: Optional[str] = None, seed: int = 0,
                  trust_remote_code: bool = False, max_batch: int = 4096, **_: object) -> None:
-        from vllm import LLM
-
         kwargs = dict(model=pretrained, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                       gpu_memory_utilization=gpu_memory_utilization, revision=revision, seed=seed,
                       trust_remote_code=trust_remote_code, enable_prefix_caching=True)
@@ -41,8 +42,6 @@ class VLLMBackend:
         self.model_id, self.max_batch, self.concurrency = str(pretrained), int(max_batch), 1
 
     def _params(self, p, **extra):
-        from vllm import SamplingParams as VSP
-
         return VSP(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, stop=list(p.stop) or None,
                    seed=p.seed, **extra)
 
@@ -73,8 +72,6 @@ class VLLMBackend:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
-        from vllm import SamplingParams as VSP
-
         prompts, spans = [], []
         for context, continuation in pairs:
             ctx, cont = self.encode(context), self.encode(continuation)
