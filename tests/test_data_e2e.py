@@ -1,0 +1,67 @@
+"""End to end on real text with the real SmolLM2 model on the ``hf`` backend (the evaluator's own backend).
+
+The fast test summarises three MATH500 solutions (eta 256, 1-2 spans each); the slow one the five
+~12k-character s1K traces (eta 256, 8-39 spans each, cumulative prompts of up to ~4k tokens).
+A short instruction and 40 summary tokens keep CPU time down; the protocol instruction is covered
+by the scripted tests.  Every instance must parse back with the evaluator's ``parse_round``, and a
+kept trace must have exactly one summary per span.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import datasets
+import pytest
+
+from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
+from inftythink_eval.data.config import PRESETS
+from inftythink_eval.fetch import smollm2_folder
+from inftythink_eval.templates import parse_round
+
+DATA = Path(os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data"))
+SHORT = SummaryConfig(instruction="Summarize your last response in one short sentence that starts with '*'.",
+                      max_tokens=40, n=2)
+
+
+def _check(out: Path, report: dict) -> None:
+    counts, drops = report["counts"], report["drops"]
+    segmented = report["distributions"]["spans_per_trace"]["count"]
+    assert counts["traces_out"] + drops.get("summary_unfinished", 0) == segmented == counts["traces_in"]
+    assert counts["traces_out"] >= 1
+    ds = datasets.load_dataset("parquet", data_files=str(out / "instances" / "*.parquet"), split="train")
+    assert len(ds) == counts["instances_out"]
+    groups = defaultdict(list)
+    for row in ds:
+        groups[row["uuid"]].append(row)
+        prompt, target = row["messages"][0]["content"], row["messages"][1]["content"]
+        parsed = parse_round(target, prompt)
+        assert parsed.ok and parsed.think == row["reasoning_process"]
+        assert parsed.summary == (row["summary"] if row["conclusion"] is None else None)
+    for rows in groups.values():
+        assert sum(r["summary"] is not None for r in rows) == len(rows)   # summary count == span count
+
+
+def _hf(batch_size: int = 16) -> str:
+    return f"hf:pretrained={smollm2_folder()},batch_size={batch_size}"
+
+
+def test_math500_solutions_summarised_by_smollm2(tmp_path):
+    config = BuildConfig(source=str(DATA / "math500" / "test.jsonl"), out=str(tmp_path), eta=256, segmenter="strict",
+                         tokenizer=str(smollm2_folder()), summarizer=_hf(), summary=SHORT, limit=3,
+                         columns=Columns(question="problem", solution=None, trace="solution", conclusion="answer"),
+                         progress=False)
+    _check(tmp_path, build(config))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("segmenter", ["official", "strict"])
+def test_s1k_traces_summarised_by_smollm2(tmp_path, segmenter):
+    config = BuildConfig(source=str(DATA / "reasoning_traces" / "s1k_head5.parquet"), out=str(tmp_path), eta=256,
+                         segmenter=segmenter, tokenizer=str(smollm2_folder()), summarizer=_hf(), summary=SHORT,
+                         columns=PRESETS["s1k"], progress=False)
+    report = build(config)
+    assert report["distributions"]["spans_per_trace"]["min"] >= 8
+    _check(tmp_path, report)
