@@ -1,0 +1,59 @@
+"""GPU smoke check and overhead numbers on CUDA (run on a lent GPU machine; not part of the tests).
+
+Builds a randomly initialised model from a config + tokenizer folder (real
+weights are too large to ship to the device machine; the mechanics and the
+overhead ratio do not depend on them), then runs every mode through the
+engine on ``device=cuda`` and prints each mode's totals.
+
+Run: ``python benchmarks/gpu_check.py CONFIG_DIR`` (CONFIG_DIR holds config.json and tokenizer files).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from inftythink_eval.backends.base import SamplingParams, make_backend
+from inftythink_eval.engine import Engine
+from inftythink_eval.modes import ModeParams, Sample
+
+
+def random_model(config_dir: Path, out: Path) -> str:
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config_dir), dtype=torch.bfloat16)
+    model.save_pretrained(out)
+    for f in config_dir.iterdir():
+        if f.name != "config.json":
+            shutil.copy(f, out / f.name)
+    return str(out)
+
+
+def main() -> None:
+    path = random_model(Path(sys.argv[1]), Path("/tmp/random-model"))
+    backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16")
+    print("device:", torch.cuda.get_device_name(0), "model:", backend.model.num_parameters(), "params")
+    samples = [Sample(str(i), f"Question number {i}: what is {i} squared?", SamplingParams(max_tokens=256), chat=True)
+               for i in range(32)]
+    for mode, params in [("vanilla", ModeParams()), ("summarize", ModeParams(eta=64, max_rounds=3, summary_tokens=32)),
+                         ("delethink", ModeParams(chunk=64, carryover=16, keep_head=8, max_chunks=3)),
+                         ("inftythink", ModeParams(round_tokens=64, max_rounds=3))]:
+        start = time.time()
+        traces = Engine(backend, mode, params, progress=False).run(samples)
+        wall = time.time() - start
+        tok = sum(t.totals().tok for t in traces)
+        rounds = sum(t.totals().rounds for t in traces) / len(traces)
+        print(f"[{mode}] {len(traces)} samples, {wall:.2f}s wall, {tok} tokens ({tok / wall:.0f} tok/s), "
+              f"mean rounds {rounds:.2f}, mean LAT {sum(t.totals().lat for t in traces) / len(traces):.2f}s, "
+              f"max peak_ctx {max(t.totals().peak_ctx for t in traces)}")
+    ll = backend.loglikelihood([("The capital of France is", " Paris")])
+    print("loglikelihood on cuda:", ll)
+    print(f"RANDOM_MODEL={path}")
+
+
+if __name__ == "__main__":
+    main()
