@@ -4,6 +4,12 @@ Owns: reading and validating cards, resolving ``pretrained=zoo:<name>`` to a
 loadable path and the card's default evaluation arguments (mode, template),
 which the user's explicit ``model_args`` override.
 
+Card keys: ``name`` (= file stem), ``description``, ``source`` (one of
+``fetch``/``path``/``hub_id``), ``base_model``, ``trained_by``, optional
+``training`` (recipe, config, data, eta, hardware), ``eval`` (``mode``,
+``template``, ``model_args``) and ``scores`` (``reported`` with their source,
+``measured`` or ``measured_file``).
+
 Does not know: backends, lm-eval, training.
 """
 
@@ -50,13 +56,32 @@ class ZooCard:
         raise ValueError(f"zoo card {self.name!r} has no source.fetch, source.path or source.hub_id")
 
 
+REQUIRED = ("name", "description", "source", "base_model", "trained_by", "eval", "scores")
+KNOWN = REQUIRED + ("training",)
+SOURCES = ("fetch", "path", "hub_id")
+
+
 def load_card(path: Path) -> ZooCard:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key in ("name", "source", "eval"):
-        if key not in (data or {}):
-            raise ValueError(f"zoo card {path} lacks the required key {key!r}")
+    if not isinstance(data, dict):
+        raise ValueError(f"zoo card {path} must be a YAML mapping with keys {', '.join(REQUIRED)}")
+    missing = [k for k in REQUIRED if k not in data]
+    unknown = sorted(set(data) - set(KNOWN))
+    if missing or unknown:
+        raise ValueError(f"zoo card {path}: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}; "
+                         f"a card has {', '.join(REQUIRED)} and optionally training")
+    if data["name"] != path.stem:
+        raise ValueError(f"zoo card {path}: name {data['name']!r} must equal the file name {path.stem!r}")
+    if not any(k in (data["source"] or {}) for k in SOURCES):
+        raise ValueError(f"zoo card {path}: source needs one of {', '.join(SOURCES)}")
     return ZooCard(name=data["name"], source=data["source"], eval_mode=data["eval"].get("mode", "vanilla"),
                    eval_args=dict(data["eval"].get("model_args") or {}), raw=data, path=path)
+
+
+def summary(card: ZooCard) -> str:
+    """One line for ``inftythink zoo list``."""
+    where = card.source.get("hub_id") or card.source.get("path") or card.source.get("fetch")
+    return f"{card.name:<28} {card.eval_mode:<11} {where}"
 
 
 def cards() -> dict[str, ZooCard]:

@@ -1,0 +1,74 @@
+"""Models built from nothing: a char-level tokenizer and a tiny Llama, saved as a normal transformers folder.
+
+Owns: ``char_tokenizer`` (a ``tokenizers`` BPE with no merges, so one token
+per character; specials ``<pad>``, ``<eos>``, ``<unk>``; its chat template renders
+the native round-1 prompt) and ``tiny_model``
+(a randomly initialised ``LlamaForCausalLM`` from a dict of LlamaConfig
+fields).  Both load back with ``AutoTokenizer``/``AutoModelForCausalLM``.
+
+Does not know: training, data, the synthetic task (the caller passes the characters).
+"""
+
+from __future__ import annotations
+
+from ..templates import ASSISTANT_ROLE, USER_ROLE
+
+SPECIALS = ("<pad>", "<eos>", "<unk>")
+PRINTABLE = "".join(chr(i) for i in range(32, 127)) + "\n"
+_ARCH_DEFAULTS = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4,
+                  "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 384,
+                  "rope_theta": 10000.0, "tie_word_embeddings": True}
+
+
+def native_chat_template() -> str:
+    """A chat template that renders the protocol's round-1 prompt ``User:{question}Assistant:``.
+
+    So a model trained on the native vanilla format gets its exact prompt from any
+    chat-template consumer (lm-eval's ``--apply_chat_template``, the engine's vanilla mode).
+    A system message, if any, goes before the question as the native mode does.
+    """
+    return ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n{% endif %}{% endfor %}"
+            f"{USER_ROLE}"
+            "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}"
+            f"{{% if add_generation_prompt %}}{ASSISTANT_ROLE}{{% endif %}}")
+
+
+def char_tokenizer(chars: str = PRINTABLE):
+    """A fast tokenizer with one token per character of ``chars`` (duplicates ignored)."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    if chars == "printable":
+        chars = PRINTABLE
+    unique = list(dict.fromkeys(chars))
+    if not unique:
+        raise ValueError("char_tokenizer needs at least one character")
+    vocab = {tok: i for i, tok in enumerate([*SPECIALS, *unique])}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
+                                        unk_token="<unk>", model_max_length=10**6)
+    tokenizer.chat_template = native_chat_template()
+    return tokenizer
+
+
+def tiny_model(tokenizer, arch: dict | None = None, seed: int = 0):
+    """A fresh LlamaForCausalLM sized by ``arch`` (LlamaConfig fields; ``chars`` is ignored)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    fields = {**_ARCH_DEFAULTS, **{k: v for k, v in (arch or {}).items() if k != "chars"}}
+    config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None, **fields)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["SPECIALS", "PRINTABLE", "char_tokenizer", "tiny_model", "parameter_count"]
