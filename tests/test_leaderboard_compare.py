@@ -1,0 +1,49 @@
+"""``inftythink compare`` on the real small model (SmolLM2-135M, hf backend): both modes printed and stored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from inftythink_eval.leaderboard.compare import paired_acc, table
+from inftythink_eval.leaderboard.ingest import import_path
+from inftythink_eval.leaderboard.store import Store
+from test_leaderboard_fixtures import REPO, make_record, real_compare
+from test_leaderboard_import import assert_complete
+
+
+def test_compare_on_the_real_model_prints_both_modes_and_stores_both_runs():
+    proc, out, store = real_compare()
+    text = proc.stdout
+    for task in ("inftythink_math500", "inftythink_aime24"):
+        section = text.split(task + "  (")[1].split("\n\n")[0]
+        header = section.splitlines()[1].split()
+        assert header[:3] == ["metric", "vanilla", "summarize"] and "summarize−vanilla" in section
+        for metric in ("ACC %", "TOK", "LAT s", "rounds", "peak ctx"):
+            assert metric in section
+    stored = Store(store).load()
+    assert sorted((r.mode, r.task) for r in stored) == sorted(
+        (m, t) for m in ("vanilla", "summarize") for t in ("inftythink_math500", "inftythink_aime24"))
+    assert "store: 4 record(s) added" in text
+    for record in stored:  # real lm-eval outputs of a real model, two modes, two tasks: every field filled
+        assert_complete(record)
+        assert record.model == "smollm2-135m-instruct" and record.engine.startswith("hf")
+        assert record.tok and record.tok > 0 and record.lat and record.lat > 0
+    vanilla = [r for r in stored if r.mode == "vanilla"]
+    assert all(r.rounds == 1 for r in vanilla) and all(r.mode_params for r in stored)
+    assert {r.record_id for r in stored} == {r.record_id for r in import_path(out)}  # the store holds exactly these runs
+
+
+def test_compare_table_and_paired_interval_on_known_records():
+    base = make_record(mode="vanilla", acc=0.5, n=20)
+    better = make_record(acc=1.0, n=20, tok=2000.0)
+    delta, lo, hi = paired_acc(base, better, iters=500)
+    assert delta == 0.5 and 0.2 < lo <= 0.5 <= hi <= 0.8
+    text = table("inftythink_math500", [base, better], iters=500)
+    assert "vanilla" in text and "+50.0 [" in text and "+100%" in text
+
+
+def test_compare_refuses_bad_modes():
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "compare", "--model_args", "pretrained=x",
+                           "--tasks", "t", "--modes", "vanilla"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "at least two different modes" in proc.stderr
