@@ -238,7 +238,7 @@ def _rerun_args(config: dict, args: dict, task: str, task_cfg: dict, data: dict)
     return {"model": config.get("model"), "model_args": _args_text(args), "tasks": task,
             "limit": config.get("limit"), "gen_kwargs": config.get("gen_kwargs") or {},
             "num_fewshot": (data.get("n-shot") or {}).get(task), "repeats": task_cfg.get("repeats"),
-            "apply_chat_template": bool(data.get("chat_template")),
+            "apply_chat_template": data.get("chat_template") is not None,  # "" when applied, null when not
             "system_instruction": data.get("system_instruction"),
             "seed": [config.get(k) for k in ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")]}
 
