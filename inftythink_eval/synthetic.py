@@ -1,11 +1,13 @@
 """The synthetic digit-sum benchmark: long step-by-step traces whose state fits a short summary.
 
 Owns: the task itself.  A question names a start value ``x0`` (10..99)
-and a depth ``n``; the solution applies ``x -> (x + digitsum(x)) mod 100``
-``n`` times, one fixed-width line per step (``S007 45+09=54``), and the
-answer is the final ``x``.  Every step needs the previous one, and the
-whole state after step ``k`` is ``(k, x)``, so the summary is one short
-line (``S007 x=54``).  The state space is small on purpose: a model of a
+and a depth ``n`` (``x0=45 n=012``); the solution applies
+``x -> (x + digitsum(x)) mod 100`` ``n`` times, one fixed-width line per
+step that starts with the steps left after it (``R005 45+09=54``), and
+the answer is the final ``x``.  Every step needs the previous one, and the
+whole state is (steps left, x), so the summary is one short line
+(``R005 x=54``).  Counting down makes "stop" a local decision (after
+``R000``) for both formats.  The state space is small on purpose: a model of a
 million parameters learns the step on two CPU cores in minutes, so what
 the benchmark measures is how reasoning survives depth, not arithmetic.  Also here: the task-function
 summariser the dataset builder calls, traces in the OpenR1 ``<think>`` form,
@@ -25,8 +27,8 @@ from .templates import THINK_CLOSE, THINK_OPEN
 
 MODULUS = 100
 STEP_SEP = "\n\n"  # steps are paragraphs, so the protocol's blank-line segmentation cuts between steps
-_STEP_RE = re.compile(r"S(\d{3,}) (\d{2})\+(\d{2})=(\d{2})")
-_QUESTION_RE = re.compile(r"x0=(\d{2}) n=(\d+)")
+_STEP_RE = re.compile(r"R(\d{3}) (\d{2})\+(\d{2})=(\d{2})")
+_QUESTION_RE = re.compile(r"x0=(\d{2}) n=(\d{3})")
 _ANSWER_RE = re.compile(r"\s*(\d{1,3})\s*")
 
 
@@ -54,7 +56,7 @@ class Problem:
 
     @property
     def question(self) -> str:
-        return f"x0={self.x0} n={self.n}"
+        return f"x0={self.x0} n={self.n:03d}"
 
     def states(self) -> list[int]:
         """x after steps 0..n."""
@@ -68,9 +70,9 @@ class Problem:
         return f"{self.states()[-1]:02d}"
 
     def lines(self) -> list[str]:
-        """One fixed-width line per step: step number, x, digitsum(x), next x."""
+        """One fixed-width line per step: steps left after it, x, digitsum(x), next x."""
         xs = self.states()
-        return [f"S{k:03d} {xs[k - 1]:02d}+{digitsum(xs[k - 1]):02d}={xs[k]:02d}" for k in range(1, self.n + 1)]
+        return [f"R{self.n - k:03d} {xs[k - 1]:02d}+{digitsum(xs[k - 1]):02d}={xs[k]:02d}" for k in range(1, self.n + 1)]
 
     def trace(self) -> str:
         return STEP_SEP.join(self.lines())
@@ -80,28 +82,29 @@ class Problem:
         return f"{THINK_OPEN}\n{self.trace()}\n{THINK_CLOSE}{self.answer}"
 
 
-def summary_line(k: int, x: int) -> str:
-    return f"S{k:03d} x={x:02d}"
+def summary_line(left: int, x: int) -> str:
+    """The whole state: steps left and the current x."""
+    return f"R{left:03d} x={x:02d}"
 
 
 def parse_question(question: str) -> Problem:
     match = _QUESTION_RE.fullmatch(question.strip())
     if match is None:
-        raise ValueError(f"not a synthetic question: {question!r}; expected 'x0=<2 digits> n=<steps>'")
+        raise ValueError(f"not a synthetic question: {question!r}; expected 'x0=<2 digits> n=<3 digits>'")
     return Problem(int(match.group(1)), int(match.group(2)))
 
 
 def summarise(question: str, spans_so_far: list[str]) -> str:
-    """Task-function summariser: the cumulative summary after the last span is its last step's (k, x).
+    """Task-function summariser: the cumulative summary after the last span is its last line's (steps left, x).
 
     Same call shape as the protocol's summary chat (question, spans 0..i), so the
     dataset builder can use it in place of a summariser model.
     """
     last = _STEP_RE.findall(spans_so_far[-1]) if spans_so_far else []
     if not last:
-        raise ValueError(f"span has no step line like 'S001 45+09=54': {spans_so_far[-1:]!r}")
-    k, _, _, x = last[-1]
-    return summary_line(int(k), int(x))
+        raise ValueError(f"span has no step line like 'R011 45+09=54': {spans_so_far[-1:]!r}")
+    left, _, _, x = last[-1]
+    return summary_line(int(left), int(x))
 
 
 def problems(depths: list[int] | range, count: int, seed: int) -> list[Problem]:

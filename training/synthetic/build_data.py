@@ -103,13 +103,14 @@ def _via_builder(build, out: Path, eta: int) -> list[dict]:
     import pyarrow.parquet as pq
 
     files = sorted((out / "built" / "instances").glob("*.parquet"))
-    return [row for f in files for row in pq.read_table(f).to_pylist()]
+    drop = {"messages"}  # the recipe rebuilds prompt/completion from the schema fields with the same templates
+    return [{k: v for k, v in row.items() if k not in drop} for f in files for row in pq.read_table(f).to_pylist()]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--questions", type=int, default=3000, help="InftyThink questions (depth uniform in 1..max-depth)")
+    ap.add_argument("--questions", type=int, default=6000, help="InftyThink questions (depth uniform in 1..max-depth)")
     ap.add_argument("--max-depth", type=int, default=200)
     ap.add_argument("--vanilla-questions", type=int, default=20000)
     ap.add_argument("--window", type=int, default=256, help="model context window in tokens (characters)")
