@@ -234,3 +234,49 @@ def test_summarizer_specs():
         make_summarizer("nope:x=1")
     with pytest.raises(ValueError, match="expected key=value"):
         parse_spec("hf:pretrained")
+
+
+class InFlight(ScriptedBackend):
+    """The scripted backend, counting how many generate calls overlap."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        import threading
+
+        self.now = self.peak = 0
+        self.guard = threading.Lock()
+
+    def generate(self, requests):
+        with self.guard:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(0.02)
+        try:
+            return super().generate(requests)
+        finally:
+            with self.guard:
+                self.now -= 1
+
+
+def test_api_backends_run_batches_concurrently_but_bounded(tmp_path):
+    rows = _rows(16)
+    backend = InFlight(script=_script(rows), concurrency=3, max_batch=2)
+    report = build(BuildConfig(source="mem", out=str(tmp_path / "a"), eta=8, tokenizer="words", columns=COLUMNS,
+                               progress=False), summarizer=BackendSummarizer(backend), rows=rows)
+    assert report["counts"]["summaries_asked"] == 40 and backend.calls == 40
+    assert 2 <= backend.peak <= 3
+    serial = build(BuildConfig(source="mem", out=str(tmp_path / "b"), eta=8, tokenizer="words", columns=COLUMNS,
+                               progress=False), summarizer=BackendSummarizer(ScriptedBackend(script=_script(rows))),
+                   rows=rows)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b") and serial["counts"] == report["counts"]
+
+
+def test_repeated_ids_with_different_traces_keep_their_own_summaries(tmp_path):
+    rows = [{"id": "same", "question": "Q?", "answer": "A", "trace": "First thing here.\n\nSecond thing there."},
+            {"id": "same", "question": "Q?", "answer": "A", "trace": "Other start now.\n\nOther end now."}]
+    columns = Columns(question="question", solution=None, trace="trace", conclusion="answer", uid="id")
+    build(BuildConfig(source="mem", out=str(tmp_path), eta=2, tokenizer="words", columns=columns, progress=False),
+          summarizer=lambda q, spans: "* " + spans[-1], rows=rows)
+    ds = _load(tmp_path)
+    assert [r["summary"] for r in ds] == ["* First thing here.", "* Second thing there.",
+                                          "* Other start now.", "* Other end now."]

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +135,16 @@ def test_strict_on_real_s1k_traces_with_the_smollm2_tokenizer():
         assert joined == seg.trace.trace.strip()
     official_segs = segment_batch(traces, SegmentSpec("official", 256, spec.tokenizer))
     assert all(max(s.span_tokens) > 256 for s in official_segs)  # official crosses eta on real text
+
+
+def test_two_worker_processes_give_the_same_spans_in_the_same_order():
+    from inftythink_eval.data.segment import segment_blocks
+
+    rows = pq.read_table(S1K).to_pylist()
+    traces = [Trace(str(i), r["question"], r["gemini_thinking_trajectory"], "") for i, r in enumerate(rows)] * 2
+    blocks = [traces[i:i + 3] for i in range(0, len(traces), 3)]
+    spec = SegmentSpec("strict", 512, str(smollm2_folder()))
+    one = [r for _, rs in segment_blocks(blocks, spec, workers=1) for r in rs]
+    two = [(b, r) for b, r in segment_blocks(iter(blocks), spec, workers=2)]
+    assert [b for b, _ in two] == blocks
+    assert [r for _, rs in two for r in rs] == one and len(one) == 10

@@ -126,14 +126,15 @@ def _emit(segmented: list, summ, cache: SummaryCache, config: BuildConfig, write
     summaries: dict = {}
     if summ is not None and kept:
         last = 0 if config.summary.summarize_last else 1
-        jobs = [Job(s.trace.uid, s.trace.question, s.spans, k) for s in kept for k in range(len(s.spans) - last)]
+        jobs = [Job(s.trace.uid, s.trace.question, s.spans, k, slot) for slot, s in enumerate(kept)
+                for k in range(len(s.spans) - last)]
         outcome = summ.run(jobs, cache, (config.eta, config.segmenter))
         summaries = outcome.summaries
         stats.counts["summaries_asked"] += outcome.asked
         stats.counts["summaries_cached"] += outcome.cached
-    for seg in kept:
+    for slot, seg in enumerate(kept):
         wanted = len(seg.spans) if (summ is not None and config.summary.summarize_last) else len(seg.spans) - 1
-        mine = [summaries.get((seg.trace.uid, k)) for k in range(len(seg.spans))]
+        mine = [summaries.get((slot, k)) for k in range(len(seg.spans))]
         if any(mine[k] is None for k in range(wanted)):
             stats.drop("summary_unfinished")
             continue

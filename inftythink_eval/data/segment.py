@@ -222,6 +222,7 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
     if atoms is None or counts is None:
         atoms = _atoms(text, lo, hi, level)
         counts = counter.count([text[s:e] for s, e in atoms])
+    gaps = counter.count([text[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])])  # joiner tokens
     spans: list[tuple[int, int, int]] = []
     i = 0
     while i < len(atoms):
@@ -230,8 +231,8 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
             i += 1
             continue
         j, estimate = i + 1, counts[i]
-        while j < len(atoms) and estimate + counts[j] + 1 <= eta:
-            estimate, j = estimate + counts[j] + 1, j + 1
+        while j < len(atoms) and estimate + gaps[j - 1] + counts[j] <= eta:
+            estimate, j = estimate + gaps[j - 1] + counts[j], j + 1
         exact = counts[i] if j == i + 1 else counter.count([text[atoms[i][0]:atoms[j - 1][1]]])[0]
         while exact > eta:  # the estimate was low (tokens merged across a joiner): back off
             j -= 1
@@ -289,8 +290,8 @@ def _worker_init() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
-def segment_blocks(blocks: Iterable[list], spec: SegmentSpec, workers: int = 1,
-                   select: Callable[[list], list[Trace]] = lambda b: b) -> Iterator[tuple[list, list]]:
+def segment_blocks(blocks: Iterable[list[Trace]], spec: SegmentSpec,
+                   workers: int = 1) -> Iterator[tuple[list, list]]:
     """Yield (block, segmented traces of the block) in order, using ``workers`` processes.
 
     At most ``2 * workers`` blocks are in flight, so a streamed source is never read ahead
@@ -298,14 +299,14 @@ def segment_blocks(blocks: Iterable[list], spec: SegmentSpec, workers: int = 1,
     """
     if workers <= 1:
         for block in blocks:
-            yield block, segment_batch(select(block), spec)
+            yield block, segment_batch(block, spec)
         return
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
         pending: deque = deque()
         for block in blocks:
-            pending.append((block, pool.apply_async(segment_batch, (select(block), spec))))
+            pending.append((block, pool.apply_async(segment_batch, (block, spec))))
             if len(pending) >= 2 * workers:
                 done, result = pending.popleft()
                 yield done, result.get()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -35,13 +35,15 @@ class Job:
     question: str
     spans: tuple[str, ...]
     index: int
+    slot: int = 0
+    """Position of the trace in its block (results are keyed by (slot, index): uids may repeat)."""
 
 
 @dataclass
 class Outcome:
     """Summaries of a batch of jobs (None: no finished choice) and what it cost."""
 
-    summaries: dict[tuple[str, int], Optional[str]]
+    summaries: dict[tuple[int, int], Optional[str]]
     asked: int = 0
     cached: int = 0
 
@@ -86,7 +88,7 @@ class BackendSummarizer:
 
     def run(self, jobs: Sequence[Job], cache: SummaryCache, key_parts: tuple[int, str]) -> Outcome:
         """Summaries for ``jobs``; ``key_parts`` = (eta, segmenter) for the cache key."""
-        outcome = Outcome(summaries={(j.uid, j.index): None for j in jobs})
+        outcome = Outcome(summaries={(j.slot, j.index): None for j in jobs})
         pending = [(job, self.prompt(job)) for job in jobs]
         for choice in range(self.config.n):
             keys = [cache_key(j.uid, j.index, *key_parts, self.id, choice, p) for j, p in pending]
@@ -99,7 +101,7 @@ class BackendSummarizer:
                 record = cache.get(key)
                 text = record["text"].strip()
                 if record["finish"] == "stop" and text:
-                    outcome.summaries[(job.uid, job.index)] = text
+                    outcome.summaries[(job.slot, job.index)] = text
                 else:
                     still.append((job, prompt))
             pending = still
@@ -117,10 +119,18 @@ class BackendSummarizer:
             return batch, self.backend.generate([Request(p, params) for _, p in batch])
 
         workers = max(1, int(getattr(self.backend, "concurrency", 1)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for batch, completions in pool.map(call, batches):
+        if workers == 1:  # in-process engines: no threads
+            finished = map(call, batches)
+        else:  # at most `concurrency` calls in flight; each batch is cached the moment it returns
+            pool = ThreadPoolExecutor(max_workers=workers)
+            finished = (f.result() for f in as_completed([pool.submit(call, b) for b in batches]))
+        try:
+            for batch, completions in finished:
                 cache.put_many((key, {"text": comp.text, "finish": comp.finish_reason})
                                for (key, _), comp in zip(batch, completions))
+        finally:
+            if workers > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self.backend.close()
@@ -146,7 +156,7 @@ class FunctionSummarizer:
             else:
                 outcome.cached += 1
             record = cache.get(key) or fresh[-1][1]
-            outcome.summaries[(job.uid, job.index)] = record["text"].strip() or None
+            outcome.summaries[(job.slot, job.index)] = record["text"].strip() or None
         cache.put_many(fresh)
         return outcome
 
