@@ -26,18 +26,25 @@ def _pages_dir() -> Path:
     return Path(os.environ.get("INFTYTHINK_LEADERBOARD", "leaderboard"))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None,
+def _locations(parser: argparse.ArgumentParser, default) -> argparse.ArgumentParser:
+    """--store/--out, accepted before or after the action (``default``: None on the parent, SUPPRESS on actions)."""
+    parser.add_argument("--store", type=Path, default=default,
                         help="records folder (default: $INFTYTHINK_LEADERBOARD/results or leaderboard/results)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=Path, default=default,
                         help="folder for LEADERBOARD.md and index.html (default: $INFTYTHINK_LEADERBOARD or leaderboard)")
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _locations(parser, None)
     actions = parser.add_subparsers(dest="action", required=True)
-    imp = actions.add_parser("import", help="import lm-eval output folders (run with --log_samples) into the store")
+    action = lambda name, text: _locations(actions.add_parser(name, help=text), argparse.SUPPRESS)  # noqa: E731
+    imp = action("import", "import lm-eval output folders (run with --log_samples) into the store")
     imp.add_argument("paths", nargs="+", type=Path, help="lm-eval --output_path folders, model folders or results files")
     imp.add_argument("--render", action="store_true", help="render the pages afterwards")
-    actions.add_parser("render", help="write LEADERBOARD.md and index.html from the store")
-    actions.add_parser("list", help="print one line per stored record")
-    publish.add_arguments(actions.add_parser("publish", help="upload the store and pages to a hub dataset"))
+    action("render", "write LEADERBOARD.md and index.html from the store")
+    action("list", "print one line per stored record")
+    publish.add_arguments(action("publish", "upload the store and pages to a hub dataset"))
 
 
 def run(args: argparse.Namespace) -> int:
