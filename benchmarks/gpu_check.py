@@ -35,6 +35,9 @@ def random_model(config_dir: Path, out: Path) -> str:
 
 def main() -> None:
     path = random_model(Path(sys.argv[1]), Path("/tmp/random-model"))
+    if "--build-only" in sys.argv:
+        print(f"RANDOM_MODEL={path}")
+        return
     backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16")
     print("device:", torch.cuda.get_device_name(0), "model:", backend.model.num_parameters(), "params")
     samples = [Sample(str(i), f"Question number {i}: what is {i} squared?", SamplingParams(max_tokens=256), chat=True)

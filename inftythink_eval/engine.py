@@ -75,41 +75,50 @@ class _Run:
         self.in_flight = 0
         self.held: list[tuple] = []  # "rounds" schedule: calls waiting for the round to finish
         self.generated = 0
-        unique = {id(b): b for b in engine.backends.values()}
-        self.queues = {key: queue.Queue() for key in unique}
+        self.stopped = False
+        self.unique = {id(b): b for b in engine.backends.values()}
+        self.queues = {key: queue.Queue() for key in self.unique}
         self.workers = [threading.Thread(target=self._work, args=(b, self.queues[key]), daemon=True)
-                        for key, b in unique.items() for _ in range(max(1, b.concurrency))]
+                        for key, b in self.unique.items() for _ in range(max(1, b.concurrency))]
 
     def execute(self) -> list[Trace]:
+        self.bar, self.start = _progress(len(self.samples), self.engine.progress), time.time()
         with self.lock:
             for index in range(len(self.samples)):
                 self._advance(index)
             self._flush_if_round_done()
-        for worker in self.workers:
-            worker.start()
-        bar = _progress(len(self.samples), self.engine.progress)
-        start, shown = time.time(), 0
+            self._stop_workers_if_done()
         try:
-            with self.lock:
-                while self.done < len(self.samples) and self.error is None:
-                    self.lock.wait(timeout=0.5)
-                    if bar is not None and (self.done > shown or True):
-                        bar.update(self.done - shown)
-                        shown = self.done
-                        bar.set_postfix(calls=sum(len(t.calls) for t in self.traces),
-                                        tok_s=f"{self.generated / max(time.time() - start, 1e-9):.1f}", refresh=False)
+            if len(self.workers) == 1:  # one in-process engine: the caller's thread is the worker (no thread hop)
+                backend = next(iter(self.unique.values()))
+                self._work(backend, self.queues[id(backend)])
+            else:
+                for worker in self.workers:
+                    worker.start()
+                with self.lock:
+                    while self.done < len(self.samples) and self.error is None:
+                        self.lock.wait(timeout=1.0)
         finally:
-            for q in self.queues.values():
-                for _ in self.workers:
-                    q.put(None)
-            if bar is not None:
-                bar.close()
+            self._stop_workers()
+            if self.bar is not None:
+                self.bar.close()
         if self.error is not None:
             finished = sum(len(t.calls) for t in self.traces)
             raise BackendError(f"generation stopped: {self.error}. {finished} finished calls are kept"
                                + (" in the cache; rerun with the same cache folder to resume" if self.engine.cache else
                                   "; set cache_dir to resume without recomputing them")) from self.error
         return self.traces
+
+    def _stop_workers_if_done(self) -> None:
+        if self.done == len(self.samples):
+            self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            for q in self.queues.values():
+                for _ in self.workers:
+                    q.put(None)
 
     # --- stages (called with the lock held) ---------------------------------
     def _advance(self, index: int) -> None:
@@ -120,6 +129,8 @@ class _Run:
             if isinstance(decision, Final):
                 trace.final = decision
                 self.done += 1
+                if self.bar is not None:
+                    self.bar.update(1)
                 self.lock.notify_all()
                 return
             backend = self.engine.backends[decision.backend]
@@ -168,6 +179,7 @@ class _Run:
             except BaseException as exc:  # noqa: BLE001 - reported to the caller by execute()
                 with self.lock:
                     self.error = exc
+                    self._stop_workers()
                     self.lock.notify_all()
                 return
             self._deliver(batch, completions, time.time())
@@ -182,6 +194,10 @@ class _Run:
                 self.in_flight -= 1
                 self._advance(index)
             self._flush_if_round_done()
+            self._stop_workers_if_done()
+            if self.bar is not None:
+                self.bar.set_postfix(calls=sum(len(t.calls) for t in self.traces),
+                                     tok_s=f"{self.generated / max(time.time() - self.start, 1e-9):.1f}", refresh=False)
 
 
 def _record(call: Call, completion, submitted: float, finished: float, cached: bool = False) -> CallRecord:

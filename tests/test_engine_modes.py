@@ -112,18 +112,19 @@ def test_torn_cache_line_is_ignored(tmp_path):
 
 
 def test_continuous_scheduling_advances_samples_independently():
-    """With 2 requests in flight, the long sample's round 2 starts before the short samples are all done;
-    round-synchronous scheduling holds it until every round-1 call has finished."""
+    """A sample with 5 quick rounds finishes while slow one-round samples are still running when samples
+    advance independently; round-synchronous scheduling holds its round 2 until every round-1 call is done."""
+    slow = " ".join(["word"] * 150)
     script = [{"match": "long", "output": "<think>\nx\n</think>\n<summary>\nS\n</summary>"},
-              {"match": "", "output": "<think>\nx\n</think>done"}]
-    samples = [sample(0, question="long one")] + [sample(i, question=f"short {i}") for i in range(1, 7)]
+              {"match": "", "output": f"<think>\n{slow}\n</think>done"}]
+    samples = [sample(0, question="long one")] + [sample(i, question=f"short {i}") for i in range(1, 5)]
     for schedule in ("continuous", "rounds"):
-        backend = ScriptedBackend(script, max_batch=1, concurrency=2, delay=0.02)
+        backend = ScriptedBackend(script, max_batch=1, concurrency=5, delay_per_token=0.004)
         traces = Engine(backend, "inftythink", ModeParams(max_rounds=5), schedule=schedule, progress=False).run(samples)
-        second_call = traces[0].calls[1].finished
-        last_short = max(t.calls[-1].finished for t in traces[1:])
+        long_done = traces[0].calls[-1].finished
+        first_short_done = min(t.calls[-1].finished for t in traces[1:])
         assert traces[0].totals().rounds == 5
-        assert (second_call < last_short) is (schedule == "continuous"), schedule
+        assert (long_done < first_short_done) is (schedule == "continuous"), schedule
 
 
 def test_unknown_mode_and_schedule_are_clear_errors():
