@@ -69,7 +69,7 @@ class ScriptedBackend:
     def _one(self, request: Request) -> Completion:
         with self._lock:
             rule_index, outputs = self._match(request.prompt)
-            key = (rule_index, request.prompt, request.params.seed)
+            key = (rule_index, request.prompt)
             k = self._seen[key]
             self._seen[key] += 1
             self.calls += 1
