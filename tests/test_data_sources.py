@@ -118,3 +118,15 @@ def test_cli_flags_become_one_config():
     assert config.columns == Columns(question="q", solution=None, trace="t", conclusion="a")
     assert config.shard == (1, 3) and config.summary.n == 2 and config.summary.temperature == 0.5
     assert config.eta == 512 and config.segmenter == "strict"
+
+
+def test_unreachable_hub_id_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "build", "--source",
+                           "open-r1/OpenR1-Math-220k", "--preset", "openr1", "--out", str(tmp_path), "--tokenizer",
+                           "words", "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "cannot load hub dataset 'open-r1/OpenR1-Math-220k'" in proc.stderr and "local .jsonl/.parquet" in proc.stderr

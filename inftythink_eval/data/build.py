@@ -48,6 +48,7 @@ def build(config: BuildConfig, summarizer=None, rows: Optional[Iterable[dict]] =
         stale.unlink(missing_ok=True)
     counter = token_counter(config.tokenizer)  # loads the tokenizer early: a bad --tokenizer fails here
     summ = make_summarizer(summarizer if summarizer is not None else config.summarizer, config.summary)
+    owned = summarizer is None or isinstance(summarizer, str)  # close only what this call created
     cache = SummaryCache(out / "cache", f"summaries-{i:05d}-of-{n:05d}")
     writer = ShardWriter(out / "instances", tag, SCHEMA, config.rows_per_file)
     vanilla = ShardWriter(out / "vanilla", tag, VANILLA_SCHEMA, config.rows_per_file) if config.vanilla else None
@@ -67,7 +68,7 @@ def build(config: BuildConfig, summarizer=None, rows: Optional[Iterable[dict]] =
     finally:
         cache.close()
         bar.close()
-        if summ is not None:
+        if summ is not None and owned:
             summ.close()
     stats.counts["vanilla_out"] = vanilla.rows if vanilla is not None else 0
     stats.timing = _timing(stats, time.monotonic() - started)

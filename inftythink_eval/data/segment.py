@@ -146,15 +146,22 @@ def official_pack(lengths: Sequence[int], eta: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def _batched_counts(groups: Sequence[Sequence[str]], counter: TokenCounter) -> list[list[int]]:
+    """Token counts of groups of texts, counted in one tokenizer call."""
+    flat = counter.count([text for group in groups for text in group])
+    out, pos = [], 0
+    for group in groups:
+        out.append(flat[pos:pos + len(group)])
+        pos += len(group)
+    return out
+
+
 def _counted(traces: Sequence[Trace], units_of: Callable[[str], list], text_of: Callable[[str, object], str],
              counter: TokenCounter) -> Iterator[tuple[Trace, list, list[int]]]:
     """(trace, its units, their token counts), counting the units of all traces in one tokenizer call."""
     units = [units_of(t.trace) for t in traces]
-    flat = counter.count([text_of(t.trace, u) for t, us in zip(traces, units) for u in us])
-    pos = 0
-    for trace, trace_units in zip(traces, units):
-        yield trace, trace_units, flat[pos:pos + len(trace_units)]
-        pos += len(trace_units)
+    counts = _batched_counts([[text_of(t.trace, u) for u in us] for t, us in zip(traces, units)], counter)
+    yield from zip(traces, units, counts)
 
 
 def _official_batch(traces: Sequence[Trace], spec: SegmentSpec, counter: TokenCounter) -> list:
@@ -211,10 +218,13 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
 
 def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: Optional[int] = None,
                   level: int = 0, atoms: Optional[list] = None, counts: Optional[list[int]] = None,
-                  ) -> list[tuple[int, int, int]]:
+                  gaps: Optional[list[int]] = None, verify: bool = True) -> list[tuple[int, int, int]]:
     """(start, end, tokens) of spans of text[lo:hi], each at most eta tokens of its own text.
 
-    ``atoms``/``counts`` (level-0 units and their token counts) may be passed in when already known.
+    Units are packed by their counts plus the counts of the text between them; with ``verify``
+    each packed span is re-counted on its own text and shrunk while it exceeds eta (BPE can merge
+    across a joiner).  ``verify=False`` returns the estimates (the caller re-counts in a batch).
+    ``atoms``/``counts``/``gaps`` (level-0 units, their counts, joiner counts) may be passed in.
     """
     hi = len(text) if hi is None else hi
     if level == TOKEN_LEVEL:
@@ -222,7 +232,8 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
     if atoms is None or counts is None:
         atoms = _atoms(text, lo, hi, level)
         counts = counter.count([text[s:e] for s, e in atoms])
-    gaps = counter.count([text[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])])  # joiner tokens
+    if gaps is None:
+        gaps = counter.count([text[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])])
     spans: list[tuple[int, int, int]] = []
     i = 0
     while i < len(atoms):
@@ -233,7 +244,7 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
         j, estimate = i + 1, counts[i]
         while j < len(atoms) and estimate + gaps[j - 1] + counts[j] <= eta:
             estimate, j = estimate + gaps[j - 1] + counts[j], j + 1
-        exact = counts[i] if j == i + 1 else counter.count([text[atoms[i][0]:atoms[j - 1][1]]])[0]
+        exact = estimate if (j == i + 1 or not verify) else counter.count([text[atoms[i][0]:atoms[j - 1][1]]])[0]
         while exact > eta:  # the estimate was low (tokens merged across a joiner): back off
             j -= 1
             exact = counts[i] if j == i + 1 else counter.count([text[atoms[i][0]:atoms[j - 1][1]]])[0]
@@ -262,19 +273,32 @@ def _token_split(text: str, lo: int, hi: int, eta: int, counter: TokenCounter) -
 
 
 def _strict_batch(traces: Sequence[Trace], spec: SegmentSpec, counter: TokenCounter) -> list:
-    out: list = []
+    """Pack all traces on estimates, re-count every span in one batch, redo (verified) the rare misfits."""
     level0 = lambda text: _atoms(text, 0, len(text), 0)  # noqa: E731
-    for trace, atoms, counts in _counted(traces, level0, lambda text, a: text[a[0]:a[1]], counter):
-        if not atoms:
-            out.append(Drop("empty_trace", trace.uid))
-            continue
+    counted = list(_counted(traces, level0, lambda text, a: text[a[0]:a[1]], counter))
+    all_gaps = _batched_counts([[t.trace[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])] for t, atoms, _ in counted],
+                               counter)
+    plans: list = []
+    for (trace, atoms, counts), gaps in zip(counted, all_gaps):
         try:
-            ranges = strict_ranges(trace.trace, spec.eta, counter, atoms=atoms, counts=counts)
+            plans.append((trace, strict_ranges(trace.trace, spec.eta, counter, atoms=atoms, counts=counts,
+                                               gaps=gaps, verify=False)) if atoms else Drop("empty_trace", trace.uid))
         except UnsplittableError:
-            out.append(Drop("strict_unsplittable", trace.uid))
+            plans.append(Drop("strict_unsplittable", trace.uid))
+    live = [p for p in plans if not isinstance(p, Drop)]
+    exact = iter(_batched_counts([[t.trace[s:e] for s, e, _ in ranges] for t, ranges in live], counter))
+    out: list = []
+    for plan in plans:
+        if isinstance(plan, Drop):
+            out.append(plan)
             continue
-        out.append(Segmented(trace, tuple(trace.trace[s:e] for s, e, _ in ranges),
-                             tuple(n for _, _, n in ranges), tuple((s, e) for s, e, _ in ranges)))
+        trace, ranges = plan
+        counts = next(exact)
+        if max(counts) > spec.eta:
+            ranges = strict_ranges(trace.trace, spec.eta, counter)
+            counts = [n for _, _, n in ranges]
+        out.append(Segmented(trace, tuple(trace.trace[s:e] for s, e, _ in ranges), tuple(counts),
+                             tuple((s, e) for s, e, _ in ranges)))
     return out
 
 

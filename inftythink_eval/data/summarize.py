@@ -92,8 +92,8 @@ class BackendSummarizer:
         pending = [(job, self.prompt(job)) for job in jobs]
         for choice in range(self.config.n):
             keys = [cache_key(j.uid, j.index, *key_parts, self.id, choice, p) for j, p in pending]
-            missing = [(k, p) for k, (_, p) in zip(keys, pending) if k not in cache]
-            outcome.cached += len(pending) - len(missing)
+            missing = list({k: (k, p) for k, (_, p) in zip(keys, pending) if k not in cache}.values())  # dedupe
+            outcome.cached += sum(k in cache for k in keys)
             outcome.asked += len(missing)
             self._ask(missing, choice, cache)
             still = []
