@@ -55,10 +55,12 @@ def to_prompt_completion(row: dict) -> dict:
 
 
 def read_rows(paths) -> list[dict]:
-    """All rows of the data files, converted; a missing or unknown file is a clear error."""
+    """All rows of the data files (or of every .parquet/.jsonl in a folder, e.g. the builder's
+    ``instances/``), converted; a missing or unknown file is a clear error."""
     rows: list[dict] = []
-    for raw in paths:
-        path = Path(raw)
+    files = [f for raw in paths for f in (sorted(Path(raw).glob("*.parquet")) + sorted(Path(raw).glob("*.jsonl"))
+                                          if Path(raw).is_dir() else [Path(raw)])]
+    for path in files:
         if not path.is_file():
             raise ConfigError(f"training data {path} does not exist; build it first (see docs/training.md)")
         if path.suffix == ".jsonl":

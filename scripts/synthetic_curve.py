@@ -1,0 +1,108 @@
+"""Regenerate the accuracy / TOK / LAT vs depth curve of the CPU-scale reference pair.
+
+    python scripts/synthetic_curve.py                      # both tiny models, every depth, 32 samples each
+    python scripts/synthetic_curve.py --num-samples 8 --depths 4 24 170 --out /tmp/curve.json
+
+Runs the real CLI (``lm_eval --model inftythink --model_args pretrained=zoo:<name>`` with the
+``inftythink_synthetic`` task and ``--metadata '{"depth": D}'``), one lm_eval process per
+(model, depth), and keeps each finished cell in ``<out>.cells/`` so an interrupted run resumes.
+Writes the curve as JSON (atomic) and prints a Markdown table for docs/training.md.
+
+Variants: ``vanilla`` is window-bound (max_gen_toks 228 = 256-token window minus the prompt);
+``vanilla-unbounded`` lets the same model generate past its window (--gen_kwargs
+max_gen_toks=N) to show what happens to its positions beyond training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEPTHS = (4, 8, 12, 24, 48, 96, 170)
+WINDOW = 256
+VARIANTS = {
+    "inftythink": ["--model_args", "pretrained=zoo:tiny-synthetic-inftythink,backend=hf"],
+    "vanilla": ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla,backend=hf", "--apply_chat_template"],
+    "vanilla-unbounded": ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla,backend=hf", "--apply_chat_template",
+                          "--gen_kwargs", "max_gen_toks=2800"],
+}
+# One thread unless the caller says otherwise: a ~1M-parameter model gains nothing from a second thread, and on a
+# shared 2-core machine OpenMP's spinning made a generation step ~60x slower (713 vs 12 ms, measured here).
+THREADS = os.environ.get("OMP_NUM_THREADS", "1")
+METRICS = ("acc", "tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
+
+
+def run_cell(variant: str, depth: int, num_samples: int, seed: int) -> dict:
+    """One lm_eval run; returns the task's metrics."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["lm_eval", "--model", "inftythink", *VARIANTS[variant], "--tasks", "inftythink_synthetic",
+               "--metadata", json.dumps({"depth": depth, "num_samples": num_samples, "seed": seed}),
+               "--output_path", tmp]
+        started = time.time()
+        env = {**os.environ, "OMP_NUM_THREADS": THREADS}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        result = json.loads(next(Path(tmp).rglob("results_*.json")).read_text())
+    row = result["results"]["inftythink_synthetic"]
+    cell = {m: row.get(f"{m},none") for m in METRICS}
+    cell.update(acc_stderr=row.get("acc_stderr,none"), variant=variant, depth=depth, num_samples=num_samples,
+                seed=seed, wall_s=round(time.time() - started, 1), command=" ".join(cmd[:-2]))
+    return cell
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def table(cells: list[dict]) -> str:
+    lines = ["| model / mode | depth | trace / window | acc | TOK | LAT s | rounds | peak ctx | truncated |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        ratio = (c["depth"] * 15 + 30) / WINDOW
+        lines.append(f"| {c['variant']} | {c['depth']} | {ratio:.1f}x | {c['acc']:.3f} | {c['tok']:.0f} | "
+                     f"{c['lat']:.2f} | {c['rounds']:.1f} | {c['peak_ctx']:.0f} | {c['truncated']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", nargs="+", default=["inftythink", "vanilla"], choices=sorted(VARIANTS))
+    ap.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS))
+    ap.add_argument("--num-samples", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--out", default="docs/training_curve.json")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    cell_dir = out.with_suffix(".cells")
+    cells = []
+    for variant in args.variants:
+        for depth in args.depths:
+            path = cell_dir / f"{variant}_d{depth}_n{args.num_samples}_s{args.seed}.json"
+            if path.is_file():
+                cell = json.loads(path.read_text())
+            else:
+                cell = run_cell(variant, depth, args.num_samples, args.seed)
+                write_atomic(path, json.dumps(cell, indent=1))
+            print(f"{variant:<18} depth {depth:>3}: acc {cell['acc']:.3f}  tok {cell['tok']:.0f}  "
+                  f"lat {cell['lat']:.2f}s  rounds {cell['rounds']:.1f}  ({cell['wall_s']} s)", flush=True)
+            cells.append(cell)
+    import platform
+
+    write_atomic(out, json.dumps({"window_tokens": WINDOW, "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={THREADS}",
+                                  "cells": cells}, indent=1))
+    print(table(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

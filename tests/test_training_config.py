@@ -1,0 +1,76 @@
+"""Every training config loads and validates; wrong keys, values and overrides fail with clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from inftythink_eval.training.config import ConfigError, TrainConfig, from_dict, load
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "training" / "configs").glob("*.yaml"))
+PAPER_MODELS = ("qwen2.5-math-1.5b", "qwen2.5-math-7b", "qwen2.5-14b", "qwen2.5-32b", "llama-3.1-8b",
+                "deepseek-r1-distill-qwen-1.5b")
+MINIMAL = {"model": "m", "data": ["d.jsonl"], "output_dir": "o"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_loads_and_states_its_launch_command(path):
+    cfg = load(path)
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.format in path.stem
+    head = path.read_text().splitlines()[:6]
+    assert any("inftythink train --config training/configs/" + path.name in line for line in head), \
+        f"{path.name} must start with its launch command as a comment"
+
+
+@pytest.mark.parametrize("model", PAPER_MODELS)
+@pytest.mark.parametrize("fmt", ("vanilla", "inftythink"))
+def test_one_config_per_paper_model_and_format_with_protocol_defaults(model, fmt):
+    cfg = load(ROOT / "training" / "configs" / f"{model}_{fmt}.yaml")
+    assert (cfg.max_length, cfg.global_batch_size, cfg.warmup_ratio, cfg.lr_scheduler) == (16384, 32, 0.03, "cosine")
+    assert cfg.packing and cfg.gradient_checkpointing and cfg.precision == "auto"
+
+
+def test_accelerate_configs_exist_for_one_gpu_one_node_and_several_nodes():
+    names = {p.stem for p in (ROOT / "training" / "accelerate").glob("*.yaml")}
+    assert {"single_gpu", "node_8gpu_zero3", "multinode_zero3", "node_8gpu_fsdp"} <= names
+
+
+def test_wrong_key_names_the_key_and_suggests_the_right_one(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: m\ndata: d.jsonl\noutput_dir: o\nlearnig_rate: 1e-5\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'learnig_rate'.*did you mean 'learning_rate'"):
+        load(bad)
+
+
+def test_wrong_values_are_clear_errors():
+    with pytest.raises(ConfigError, match="format='chat' is invalid; expected one of"):
+        from_dict({**MINIMAL, "format": "chat"})
+    with pytest.raises(ConfigError, match="missing required key"):
+        from_dict({"model": "m"})
+    with pytest.raises(ConfigError, match="max_steps='many' is not a valid int"):
+        from_dict({**MINIMAL, "max_steps": "many"})
+    with pytest.raises(ConfigError, match="global_batch_size=30 is invalid; expected a multiple of per_device_batch_size=4"):
+        from_dict({**MINIMAL, "global_batch_size": 30, "per_device_batch_size": 4})
+    with pytest.raises(ConfigError, match="scratch.chars"):
+        from_dict({**MINIMAL, "model": "scratch"})
+
+
+def test_overrides_are_typed_and_reach_into_dicts():
+    path = ROOT / "training" / "configs" / "tiny-synthetic_inftythink.yaml"
+    cfg = load(path, ["learning_rate=1e-4", "max_steps=7", "packing=false", "scratch.hidden_size=32",
+                      "data=[a.jsonl, b.jsonl]"])
+    assert (cfg.learning_rate, cfg.max_steps, cfg.packing) == (1e-4, 7, False)
+    assert cfg.scratch["hidden_size"] == 32 and cfg.scratch["chars"] == "printable"
+    assert cfg.data == ("a.jsonl", "b.jsonl")
+    with pytest.raises(ConfigError, match="not key=value"):
+        load(path, ["learning_rate"])
+    with pytest.raises(ConfigError, match="did you mean 'max_steps'"):
+        load(path, ["max_step=3"])
+
+
+def test_gradient_accumulation_reaches_the_global_batch():
+    cfg = from_dict({**MINIMAL, "global_batch_size": 32, "per_device_batch_size": 2})
+    assert cfg.grad_accumulation(1) == 16 and cfg.grad_accumulation(8) == 2
+    with pytest.raises(ConfigError, match="not divisible"):
+        cfg.grad_accumulation(3)

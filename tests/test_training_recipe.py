@@ -1,0 +1,139 @@
+"""The SFT recipe on CPU: a tiny random Llama trained on the dataset builder's output of the synthetic task.
+
+Asserts what the recipe promises: loss on targets only (prompt positions masked), packing with position
+ids reset per sample and no attention across packed samples, a finite loss that falls on a repeated
+batch, and resume that continues the step count and the optimizer state.
+"""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from inftythink_eval.training.config import ConfigError, from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sft = _load("sft_recipe_under_test", ROOT / "training" / "recipes" / "sft.py")
+build_data = _load("build_data_under_test", ROOT / "training" / "synthetic" / "build_data.py")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Builder output for 12 synthetic questions (depth 1..30, eta 40: several rounds each)."""
+    out = tmp_path_factory.mktemp("synthetic-data")
+    assert build_data.main(["--out", str(out), "--questions", "12", "--max-depth", "30", "--eta", "40",
+                            "--vanilla-questions", "8", "--window", "128"]) == 0
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert summary["route"] == "inftythink_eval.data.build", "the instances must come from the dataset builder"
+    return out
+
+
+def tiny_cfg(data_dir, out, **kw):
+    base = {"model": "scratch", "data": [str(data_dir / "inftythink.jsonl")], "output_dir": str(out),
+            "scratch": {"chars": "printable", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 256},
+            "max_length": 256, "global_batch_size": 2, "per_device_batch_size": 2, "learning_rate": 1e-2,
+            "max_steps": 2, "precision": "fp32", "gradient_checkpointing": False, "logging_steps": 1,
+            "save_steps": 1, "report_to": "none", "seed": 0}
+    return from_dict({**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def trainer_and_batch(data_dir, tmp_path_factory):
+    torch.set_num_threads(1)
+    trainer = sft.make_trainer(tiny_cfg(data_dir, tmp_path_factory.mktemp("run")))
+    batch = next(iter(trainer.get_train_dataloader()))
+    return trainer, batch
+
+
+def _segments(position_ids):
+    starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
+    return list(zip(starts, starts[1:]))
+
+
+def test_packed_batch_resets_position_ids_per_sample(trainer_and_batch):
+    _, batch = trainer_and_batch
+    assert batch["input_ids"].shape[0] == 1, "padding-free: the packed samples are one flat row"
+    pos = batch["position_ids"][0].tolist()
+    segments = _segments(pos)
+    assert len(segments) >= 2, "two packed rows are flattened into one (padding-free)"
+    for start, end in segments:
+        assert pos[start:end] == list(range(end - start))
+
+
+def test_prompt_positions_are_masked_out_of_the_labels(trainer_and_batch):
+    trainer, batch = trainer_and_batch
+    tok = trainer.processing_class
+    ids, labels, pos = batch["input_ids"][0].tolist(), batch["labels"][0].tolist(), batch["position_ids"][0].tolist()
+    for start, end in _segments(pos):
+        text = tok.decode(ids[start:end])
+        prompt_len = len(tok(text[: text.index("<think>")], add_special_tokens=False)["input_ids"])
+        assert text.startswith("User:x0=") and prompt_len > 0
+        assert all(v == -100 for v in labels[start:start + prompt_len]), "prompt tokens must not be trained on"
+        assert labels[start + prompt_len:end] == ids[start + prompt_len:end], "every target token is trained on"
+        assert ids[end - 1] == tok.eos_token_id, "each target ends with eos, so the model learns to stop"
+
+
+def test_packed_samples_do_not_attend_to_each_other(trainer_and_batch):
+    trainer, batch = trainer_and_batch
+    model = trainer.model.eval()
+    (s0, e0), (s1, e1) = _segments(batch["position_ids"][0].tolist())[:2]
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        alone = model(input_ids=batch["input_ids"][:, s1:e1]).logits[0]
+    torch.testing.assert_close(packed[s1:e1], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_loss_is_finite_and_falls_on_a_repeated_batch(trainer_and_batch):
+    trainer, batch = trainer_and_batch
+    model = trainer.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(**{k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids")}).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0] * 0.8, losses
+
+
+def test_two_steps_then_resume_continues_steps_and_optimizer_state(data_dir, tmp_path):
+    torch.set_num_threads(1)
+    first = sft.train(tiny_cfg(data_dir, tmp_path))
+    assert first["global_step"] == 2 and math.isfinite(first["train_loss"]) and first["resumed_from"] is None
+    assert (tmp_path / "final" / "model.safetensors").is_file() and (tmp_path / "train_summary.json").is_file()
+    second = sft.train(tiny_cfg(data_dir, tmp_path, max_steps=4))
+    assert second["resumed_from"].endswith("checkpoint-2") and second["global_step"] == 4
+    optimizer = torch.load(tmp_path / "checkpoint-4" / "optimizer.pt", weights_only=False)
+    steps = {int(s["step"]) for s in optimizer["state"].values()}
+    assert steps == {4}, f"AdamW state must have continued from step 2 to 4, found {steps}"
+
+
+def test_vanilla_rows_and_released_schema_rows_convert_with_the_protocol_templates(data_dir):
+    rows = sft.read_rows([data_dir / "vanilla.jsonl"])
+    assert rows[0]["prompt"].startswith("User:x0=") and rows[0]["prompt"].endswith("Assistant:")
+    assert rows[0]["completion"].startswith("<think>\nR") and "\n</think>" in rows[0]["completion"]
+    final = sft.to_prompt_completion({"question": "q", "history": "h", "reasoning_process": "r",
+                                      "summary": "s", "conclusion": "42"})
+    assert final == {"prompt": "User:qAssistant:<history>h</history>", "completion": "<think>\nr\n</think>42"}
+    middle = sft.to_prompt_completion({"question": "q", "history": None, "reasoning_process": "r",
+                                       "summary": "s", "conclusion": None})
+    assert middle["completion"] == "<think>\nr\n</think>\n<summary>\ns\n</summary>"
+    with pytest.raises(ConfigError, match="expected prompt/completion or the released schema"):
+        sft.to_prompt_completion({"text": "x"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        sft.read_rows(["/nonexistent/data.jsonl"])
