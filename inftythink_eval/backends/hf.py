@@ -16,10 +16,11 @@ from itertools import groupby
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ._tokenizer import TokenizerOps
 from .base import BackendError, Completion, Request, SamplingParams
 
 
-class HFBackend:
+class HFBackend(TokenizerOps):
     name = "hf"
 
     def __init__(self, pretrained: str, dtype: str = "auto", device: str = "cpu", batch_size: int = 8,
@@ -97,22 +98,7 @@ class HFBackend:
         return Completion(text=text, prompt_tokens=int(prompt_tokens), output_tokens=len(ids),
                           finish_reason=finish, output_ids=tuple(ids))
 
-    # --- tokenizer and scoring ----------------------------------------------
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
-
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"model {self.model_id!r} has no chat template; run without --apply_chat_template "
-                             "or use a chat model")
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
+    # --- scoring (token operations come from TokenizerOps) --------------------
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         import torch
 

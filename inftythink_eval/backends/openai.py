@@ -20,13 +20,14 @@ import random
 import time
 from typing import Optional, Sequence
 
+from ._tokenizer import TokenizerOps
 from .base import BackendError, Completion, Request
 
 log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class OpenAIBackend:
+class OpenAIBackend(TokenizerOps):
     name = "openai"
 
     def __init__(self, base_url: str, pretrained: Optional[str] = None, model_id: Optional[str] = None,
@@ -99,8 +100,9 @@ class OpenAIBackend:
         raise BackendError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}). "
                            "Is the server running and reachable? Check base_url, or raise http_retries/timeout")
 
-    # --- tokenizer ----------------------------------------------------------
-    def _tok(self):
+    # --- tokenizer (token operations come from TokenizerOps) -----------------
+    @property
+    def tokenizer(self):
         if self._tokenizer is None:
             if not self._tokenizer_name:
                 raise ValueError("openai backend needs tokenizer=<hub id or folder> for chat templates and token slicing")
@@ -108,21 +110,6 @@ class OpenAIBackend:
 
             self._tokenizer = AutoTokenizer.from_pretrained(self._tokenizer_name)
         return self._tokenizer
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
-
-    def encode(self, text: str) -> list[int]:
-        return self._tok()(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self._tok().decode(list(ids), skip_special_tokens=False)
-
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        tokenizer = self._tok()
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"tokenizer {self._tokenizer_name!r} has no chat template")
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         """Prompt logprobs via ``echo`` + ``max_tokens: 0`` (vLLM-style servers); a clear error elsewhere."""

@@ -17,10 +17,11 @@ from typing import Optional, Sequence
 from vllm import LLM
 from vllm import SamplingParams as VSP
 
+from ._tokenizer import TokenizerOps
 from .base import BackendError, Completion, Request
 
 
-class VLLMBackend:
+class VLLMBackend(TokenizerOps):
     name = "vllm"
 
     def __init__(self, pretrained: str, dtype: str = "auto", tensor_parallel_size: int = 1,
@@ -56,20 +57,6 @@ class VLLMBackend:
             results.append(Completion(text=choice.text, prompt_tokens=len(out.prompt_token_ids or ()),
                                       output_tokens=len(ids), finish_reason=finish, output_ids=ids))
         return results
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
-
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"model {self.model_id!r} has no chat template")
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         prompts, spans = [], []
