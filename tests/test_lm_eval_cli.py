@@ -118,3 +118,13 @@ def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
     run_cli(cmd)
     second = [json.loads(l) for l in log.read_text().splitlines()][len(first):]
     assert len(second) == 12 - finished  # 4 samples x 3 rounds, minus what was finished before the kill
+
+
+def test_inftythink_eval_forwards_lm_eval_flags(tmp_path, mini_task):
+    out = tmp_path / "out"
+    proc = run_cli(["inftythink", "eval", "--model_args", "pretrained=scripted,backend=scripted,mode=vanilla",
+                    "--tasks", "itt_mini", "--include_path", str(mini_task), "--limit", "2", "--output_path", str(out)])
+    folder = next(out.iterdir())
+    results = json.loads(max(folder.glob("results_*.json")).read_text())
+    assert results["config"]["model"] == "inftythink" and results["n-samples"]["itt_mini"]["effective"] == 2
+    assert "itt_mini" in proc.stdout
