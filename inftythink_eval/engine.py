@@ -176,7 +176,7 @@ class _Run:
                 batch.append(item)
             try:
                 completions = backend.generate([item[2] for item in batch])
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller by execute()
+            except Exception as exc:  # noqa: BLE001 - reported to the caller by execute()
                 with self.lock:
                     self.error = exc
                     self._stop_workers()
