@@ -233,7 +233,7 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
         atoms = _atoms(text, lo, hi, level)
         counts = counter.count([text[s:e] for s, e in atoms])
     if gaps is None:
-        gaps = counter.count([text[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])])
+        gaps = _gap_counts(counter.count(_gap_texts(text, atoms)))
     spans: list[tuple[int, int, int]] = []
     i = 0
     while i < len(atoms):
@@ -251,6 +251,15 @@ def strict_ranges(text: str, eta: int, counter: TokenCounter, lo: int = 0, hi: O
         spans.append((atoms[i][0], atoms[j - 1][1], exact))
         i = j
     return spans
+
+
+def _gap_texts(text: str, atoms: list[tuple[int, int]]) -> list[str]:
+    """Each joiner with one character of context on both sides (BPE splits "\n\n" differently in context)."""
+    return [text[a[1] - 1:b[0] + 1] for a, b in zip(atoms, atoms[1:])]
+
+
+def _gap_counts(context_counts: list[int]) -> list[int]:
+    return [max(0, n - 2) for n in context_counts]
 
 
 def _token_split(text: str, lo: int, hi: int, eta: int, counter: TokenCounter) -> list[tuple[int, int, int]]:
@@ -276,8 +285,8 @@ def _strict_batch(traces: Sequence[Trace], spec: SegmentSpec, counter: TokenCoun
     """Pack all traces on estimates, re-count every span in one batch, redo (verified) the rare misfits."""
     level0 = lambda text: _atoms(text, 0, len(text), 0)  # noqa: E731
     counted = list(_counted(traces, level0, lambda text, a: text[a[0]:a[1]], counter))
-    all_gaps = _batched_counts([[t.trace[a[1]:b[0]] for a, b in zip(atoms, atoms[1:])] for t, atoms, _ in counted],
-                               counter)
+    all_gaps = [_gap_counts(g) for g in _batched_counts([_gap_texts(t.trace, atoms) for t, atoms, _ in counted],
+                                                        counter)]
     plans: list = []
     for (trace, atoms, counts), gaps in zip(counted, all_gaps):
         try:
