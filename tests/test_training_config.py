@@ -74,3 +74,15 @@ def test_gradient_accumulation_reaches_the_global_batch():
     assert cfg.grad_accumulation(1) == 16 and cfg.grad_accumulation(8) == 2
     with pytest.raises(ConfigError, match="not divisible"):
         cfg.grad_accumulation(3)
+
+
+def test_train_cli_dry_run_validates_and_prints_the_accelerate_launch(capsys):
+    from inftythink_eval.cli import main
+
+    cfg = "training/configs/qwen2.5-math-7b_inftythink.yaml"
+    assert main(["train", "--config", str(ROOT / cfg), "--dry-run", "learning_rate=2e-5",
+                 "--accelerate", str(ROOT / "training/accelerate/node_8gpu_zero3.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "'learning_rate': 2e-05" in out and "accelerate.commands.launch --config_file" in out
+    assert main(["train", "--config", str(ROOT / cfg), "--dry-run", "learnin_rate=1"]) == 2
+    assert "did you mean 'learning_rate'" in capsys.readouterr().err

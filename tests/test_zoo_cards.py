@@ -1,0 +1,67 @@
+"""Zoo cards: every card is complete and evaluable, ``zoo:<name>`` resolves, the CLI lists and shows them."""
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from inftythink_eval import zoo, zoo_cli
+from inftythink_eval.config import parse
+
+RELEASED = {"inftythink-1.5b": "yanyc/InftyThink-1.5B", "inftythink-plus-t-1.5b": "yanyc/InftyThink-Plus-T-1.5B",
+            "inftythink-plus-te-1.5b": "yanyc/InftyThink-Plus-TE-1.5B",
+            "delethink-24k-1.5b": "McGill-NLP/delethink-24k-1.5b", "delethink-96k-1.5b": "McGill-NLP/delethink-96k-1.5b",
+            "longcot-24k-1.5b": "McGill-NLP/longcot-24k-1.5b", "longcot-8k-1.5b": "McGill-NLP/longcot-8k-1.5b"}
+CARDS = sorted(zoo.cards())
+
+
+def test_the_zoo_holds_the_released_checkpoints_the_test_model_and_the_tiny_pair():
+    assert set(RELEASED) | {"smollm2-135m-instruct", "tiny-synthetic-vanilla", "tiny-synthetic-inftythink"} <= set(CARDS)
+    for name, hub_id in RELEASED.items():
+        assert zoo.get_card(name).source["hub_id"] == hub_id
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_every_card_validates_its_eval_args_with_the_evaluator(name):
+    card = zoo.get_card(name)
+    config = parse({"pretrained": f"zoo:{name}", "mode": card.eval_mode, **card.eval_args})
+    assert config.mode == card.eval_mode
+    for score in card.raw["scores"].get("reported") or []:
+        assert score.get("source"), f"{name}: every reported score states its source"
+
+
+def test_local_cards_point_at_committed_transformers_folders():
+    for name in ("tiny-synthetic-vanilla", "tiny-synthetic-inftythink"):
+        path, defaults = zoo.resolve(f"zoo:{name}")
+        assert (Path(path) / "model.safetensors").is_file() and (Path(path) / "tokenizer.json").is_file()
+        assert defaults["mode"] == name.rsplit("-", 1)[1]
+        training = zoo.get_card(name).raw["training"]
+        assert (Path(__file__).resolve().parents[1] / training["config"]).is_file()
+
+
+def test_resolve_passes_plain_paths_through_and_names_unknown_cards():
+    assert zoo.resolve("/some/folder") == ("/some/folder", {})
+    with pytest.raises(ValueError, match="unknown zoo model 'nope'.*inftythink zoo list"):
+        zoo.resolve("zoo:nope")
+
+
+def test_a_broken_card_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: broken\nsource: {hub_id: x/y}\neval: {mode: vanilla}\nsurprise: 1\n")
+    with pytest.raises(ValueError, match=r"missing \['description'.*unknown \['surprise'\]"):
+        zoo.load_card(bad)
+    renamed = tmp_path / "other.yaml"
+    renamed.write_text((Path(zoo.zoo_dir()) / "inftythink-1.5b.yaml").read_text())
+    with pytest.raises(ValueError, match="must equal the file name 'other'"):
+        zoo.load_card(renamed)
+
+
+def test_cli_lists_and_shows(capsys):
+    assert zoo_cli.run(argparse.Namespace(action="list", name=None)) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in CARDS) and "yanyc/InftyThink-1.5B" in listing
+    assert zoo_cli.run(argparse.Namespace(action="show", name="tiny-synthetic-inftythink")) == 0
+    shown = capsys.readouterr().out
+    assert "mode: inftythink" in shown and "resolves to:" in shown
+    assert zoo_cli.run(argparse.Namespace(action="show", name="nope")) == 2
+    assert zoo_cli.run(argparse.Namespace(action="show", name=None)) == 2
