@@ -5,7 +5,8 @@
 
 Runs the real CLI (``lm_eval --model inftythink --model_args pretrained=zoo:<name>`` with the
 ``inftythink_synthetic`` task and ``--metadata '{"depth": D}'``), one lm_eval process per
-(model, depth), and keeps each finished cell in ``<out>.cells/`` so an interrupted run resumes.
+(model, depth), and keeps each finished cell in ``--cells`` (default runs/synthetic_curve_cells/) so an
+interrupted run resumes (delete that folder to measure again).
 Writes the curve as JSON (atomic) and prints a Markdown table for docs/training.md.
 
 Variants: ``vanilla`` is window-bound (max_gen_toks 228 = 256-token window minus the prompt);
@@ -65,7 +66,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def table(cells: list[dict]) -> str:
-    lines = ["| model / mode | depth | trace / window | acc | TOK | LAT s | rounds | peak ctx | truncated |",
+    lines = ["| model / mode | depth | trace / window (approx.) | acc | TOK | LAT s | rounds | peak ctx | truncated |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         ratio = (c["depth"] * 15 + 30) / WINDOW
@@ -81,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-samples", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="docs/training_curve.json")
+    ap.add_argument("--cells", default="runs/synthetic_curve_cells", help="finished cells (resume cache)")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    cell_dir = out.with_suffix(".cells")
+    cell_dir = Path(args.cells)
     cells = []
     for variant in args.variants:
         for depth in args.depths:

@@ -1,0 +1,41 @@
+"""The committed tiny models load through the real lm-eval CLI (``pretrained=zoo:<name>``) and score within a
+stated tolerance of their committed curve (docs/training_curve.json).  Doubles as a regression check on the engine.
+
+Tolerance: the test runs the first 8 problems of the curve's 32 (same seed, so the same problems); with
+greedy decoding the only expected drift is from numerics, so 8 problems may differ from the 32-problem
+mean by at most 0.25 in accuracy.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CURVE = json.loads((ROOT / "docs" / "training_curve.json").read_text())
+TOLERANCE = 0.25
+CASES = [  # (variant, extra CLI args, depth): inside the vanilla window, and twice beyond it for InftyThink
+    ("vanilla", ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla", "--apply_chat_template"], 8),
+    ("inftythink", ["--model_args", "pretrained=zoo:tiny-synthetic-inftythink"], 24),
+]
+
+
+def committed(variant: str, depth: int) -> dict:
+    return next(c for c in CURVE["cells"] if c["variant"] == variant and c["depth"] == depth)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("variant, args, depth", CASES, ids=[c[0] for c in CASES])
+def test_committed_model_scores_its_committed_number(variant, args, depth, tmp_path):
+    cmd = ["lm_eval", "--model", "inftythink", *args, "--tasks", "inftythink_synthetic",
+           "--metadata", json.dumps({"depth": depth, "num_samples": 8, "seed": committed(variant, depth)["seed"]}),
+           "--output_path", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=580)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(next(tmp_path.rglob("results_*.json")).read_text())["results"]["inftythink_synthetic"]
+    expected = committed(variant, depth)
+    assert abs(row["acc,none"] - expected["acc"]) <= TOLERANCE, (row, expected)
+    assert row["rounds,none"] == pytest.approx(expected["rounds"], abs=1.0)
+    assert row["tok,none"] > 0 and row["peak_ctx,none"] <= 256, "every round fits the model's 256-token window"
