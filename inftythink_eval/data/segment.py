@@ -100,6 +100,9 @@ class TokenCounter:
             return []
         if self._tok is None:
             return [len(word_tokens(t)) for t in texts]
+        raw = getattr(self._tok, "_tokenizer", None)  # the Rust tokenizer: skips the Python conversion layer
+        if raw is not None and hasattr(raw, "encode_batch_fast"):
+            return [len(e.ids) for e in raw.encode_batch_fast(list(texts), add_special_tokens=False)]
         ids = self._tok(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
         return [len(x) for x in ids]
 
@@ -321,6 +324,13 @@ def segment_batch(traces: Sequence[Trace], spec: SegmentSpec) -> list[Union[Segm
 
 def _worker_init() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:  # Linux: die with the parent, so a killed build leaves no orphan workers behind
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def segment_blocks(blocks: Iterable[list[Trace]], spec: SegmentSpec,
