@@ -65,3 +65,13 @@ def test_cli_lists_and_shows(capsys):
     assert "mode: inftythink" in shown and "resolves to:" in shown
     assert zoo_cli.run(argparse.Namespace(action="show", name="nope")) == 2
     assert zoo_cli.run(argparse.Namespace(action="show", name=None)) == 2
+
+
+def test_tiny_cards_carry_the_committed_curve():
+    import json
+
+    curve = json.loads((Path(__file__).resolve().parents[1] / "docs" / "training_curve.json").read_text())
+    for name, variant in (("tiny-synthetic-inftythink", "inftythink"), ("tiny-synthetic-vanilla", "vanilla")):
+        measured = {m["depth"]: m["acc"] for m in zoo.get_card(name).raw["scores"]["measured"]}
+        cells = {c["depth"]: round(c["acc"], 3) for c in curve["cells"] if c["variant"] == variant}
+        assert measured == cells, f"{name}: card scores drifted from docs/training_curve.json"
