@@ -137,3 +137,18 @@ def test_vanilla_rows_and_released_schema_rows_convert_with_the_protocol_templat
         sft.to_prompt_completion({"text": "x"})
     with pytest.raises(ConfigError, match="does not exist"):
         sft.read_rows(["/nonexistent/data.jsonl"])
+
+
+def test_inftythink_train_cli_runs_the_recipe_in_process(data_dir, tmp_path, capsys):
+    import yaml
+
+    from inftythink_eval.cli import main
+
+    cfg = tiny_cfg(data_dir, tmp_path / "out")
+    from inftythink_eval.training.config import to_dict
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    assert main(["train", "--config", str(path), "max_steps=1", "resume=never"]) == 0
+    assert "done: 1 steps" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "train_summary.json").read_text())["global_step"] == 1

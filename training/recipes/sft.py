@@ -130,7 +130,7 @@ def make_trainer(cfg: TrainConfig, model=None, tokenizer=None, rows=None):
         lr_scheduler_type=cfg.lr_scheduler,  # "cosine" ends at 0
         weight_decay=cfg.weight_decay,
         bf16=use_bf16(cfg),
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **{_CHECKPOINTING: cfg.gradient_checkpointing},  # recompute activations in backward
         logging_steps=cfg.logging_steps,
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
@@ -141,6 +141,11 @@ def make_trainer(cfg: TrainConfig, model=None, tokenizer=None, rows=None):
         use_cpu=not _has_accelerator(),
     )
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+
+
+# transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns, then goes in v6).
+_CHECKPOINTING = "activation_checkpointing" if "activation_checkpointing" in getattr(
+    __import__("transformers").TrainingArguments, "__dataclass_fields__", {}) else "gradient_checkpointing"
 
 
 def _has_accelerator() -> bool:
