@@ -75,6 +75,32 @@ def table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(cells: list[dict], path: Path) -> None:
+    """Accuracy, TOK and LAT against depth, one line per variant, the window marked (PNG, atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for variant in dict.fromkeys(c["variant"] for c in cells):
+        rows = sorted((c for c in cells if c["variant"] == variant), key=lambda c: c["depth"])
+        depths = [c["depth"] for c in rows]
+        for ax, key in zip(axes, ("acc", "tok", "lat")):
+            ax.plot(depths, [c[key] for c in rows], marker="o", label=variant)
+    fit = (WINDOW - 30) / 15  # deepest trace that fits the window (~15 tokens per step)
+    for ax, label in zip(axes, ("accuracy", "TOK (generated tokens)", "LAT (s per sample)")):
+        ax.axvline(fit, color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("depth (steps); dashed: window")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=["inftythink", "vanilla"], choices=sorted(VARIANTS))
@@ -82,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-samples", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="docs/training_curve.json")
+    ap.add_argument("--plot", default="docs/training_curve.png", help="PNG of the curve ('' for none)")
     ap.add_argument("--cells", default="runs/synthetic_curve_cells", help="finished cells (resume cache)")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -103,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(out, json.dumps({"window_tokens": WINDOW, "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={THREADS}",
                                   "cells": cells}, indent=1))
     print(table(cells))
+    if args.plot:
+        plot(cells, Path(args.plot))
     return 0
 
 
