@@ -170,3 +170,30 @@ def test_builder_route_and_direct_template_route_give_the_same_training_pairs(da
         if len(rows) != len(direct):  # a question drawn twice shares one uuid: skip the merged group
             continue
         assert [sft.to_prompt_completion(r) for r in rows] == [sft.to_prompt_completion(r) for r in direct]
+
+
+def test_data_folders_of_parquet_shards_are_read(data_dir, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in (data_dir / "inftythink.jsonl").read_text().splitlines()]
+    (tmp_path / "instances").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[:5]), tmp_path / "instances" / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[5:9]), tmp_path / "instances" / "part-1.parquet")
+    assert sft.read_rows([tmp_path / "instances"]) == [sft.to_prompt_completion(r) for r in rows[:9]]
+
+
+@pytest.mark.timeout(300)
+def test_accelerate_launch_runs_the_same_recipe(data_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "inftythink_eval.cli", "train", "--config",
+           str(ROOT / "training/configs/tiny-synthetic_inftythink.yaml"),
+           "--accelerate", str(ROOT / "training/accelerate/single_gpu.yaml"),
+           f"data={data_dir / 'inftythink.jsonl'}", "max_steps=1", f"output_dir={tmp_path}",
+           "global_batch_size=2", "per_device_batch_size=2", "scratch.hidden_size=32", "scratch.num_hidden_layers=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "train_summary.json").read_text())["global_step"] == 1
