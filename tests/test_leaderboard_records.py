@@ -105,3 +105,16 @@ def test_reference_rows_match_protocol_and_are_marked_reported():
     main = [r for r in rows if r.eta is None and r.verified]
     assert len(parsed) == 30 and [(p.model, p.method, p.benchmark, p.acc, p.tok, p.tps) for p in parsed] == \
         [(r.model, r.method, r.benchmark, r.acc, r.tok, r.tps) for r in main]
+
+
+def test_run_sidecar_is_the_latest_started_not_after_the_results(tmp_path):
+    from inftythink_eval.leaderboard.sidecars import run_sidecar, traces_sidecar
+
+    for stamp, started in (("2026-01-01T10-00-00.0", "2026-01-01T10:00:00"), ("2026-01-01T11-00-00.0", "2026-01-01T11:00:00"),
+                           ("2026-01-01T13-00-00.0", "2026-01-01T13:00:00")):
+        (tmp_path / f"inftythink_run_{stamp}.json").write_text(json.dumps({"started_at": started, "mode": stamp[11:13]}))
+        (tmp_path / f"inftythink_traces_{stamp}.jsonl").write_text("")
+    results = tmp_path / "results_2026-01-01T12-00-00.5.json"
+    path, run = run_sidecar(results)
+    assert run["mode"] == "11" and traces_sidecar(results, path).name == "inftythink_traces_2026-01-01T11-00-00.0.jsonl"
+    assert run_sidecar(tmp_path / "results_2026-01-01T09-00-00.0.json") == (None, {})
