@@ -107,3 +107,11 @@ def test_bad_input_is_a_clear_error_and_leaves_the_store_untouched(tmp_path, how
     result = cli("--store", store, "import", bad, good)  # the good folder must not be half-imported either
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert snapshot(store) == before and not list(store.glob(".tmp-*"))
+
+
+def test_inftythink_run_without_its_sidecar_is_refused(tmp_path):
+    bad = copy_of(scripted_two_modes(), tmp_path)
+    for run in bad.rglob("inftythink_run_*.json"):
+        run.unlink()
+    with pytest.raises(IngestError, match="no inftythink_run_"):
+        import_path(bad)

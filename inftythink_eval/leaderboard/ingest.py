@@ -188,6 +188,10 @@ def _record(results: Path, data: dict, task: str, run: dict, traces: list, diges
         raise IngestError(f"{where}: the samples file is empty; rerun lm-eval for this task")
     args = _model_args(config.get("model_args"))
     source = str(config.get("model") or "")
+    if source == "inftythink" and not run:
+        raise IngestError(f"{where}: no inftythink_run_*.json sidecar started before this results file in "
+                          f"{results.parent}; the run's provenance (engine, revision, mode parameters) is missing. "
+                          "Rerun with --output_path and pass pretrained= so lm-eval and the model write to one folder")
     mode, params = _mode(run, args, source)
     pretrained = run.get("model_path") or run.get("pretrained") or args.get("pretrained") or data.get("model_name", "")
     doc_acc = {r["doc_id"]: r["acc"] for r in rows}
