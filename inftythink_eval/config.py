@@ -35,6 +35,9 @@ class EvalConfig:
     """Generation backend: hf, vllm, openai or scripted."""
     mode: Optional[str] = None
     """vanilla, inftythink, summarize or delethink (default: the zoo card's mode, else vanilla)."""
+    template: str = "auto"
+    """Round prompts: auto (the model's chat template with --apply_chat_template, the task text as is without)
+    or native (the protocol's User:{q}Assistant: in every mode, for checkpoints trained on it)."""
     # --- mode parameters (see modes.ModeParams) ---
     max_rounds: int = 10
     """inftythink/summarize: most reasoning rounds."""
@@ -188,6 +191,8 @@ def _check(config: EvalConfig) -> None:
         raise ValueError(f"model_args backend={config.backend!r}: valid backends are {', '.join(backend_names())}")
     if config.mode is not None and config.mode not in MODES:
         raise ValueError(f"model_args mode={config.mode!r}: valid modes are {', '.join(MODES)}")
+    if config.template not in ("auto", "native"):
+        raise ValueError(f"model_args template={config.template!r}: valid values are auto, native")
     if config.schedule not in ("continuous", "rounds"):
         raise ValueError(f"model_args schedule={config.schedule!r}: valid values are continuous, rounds")
     if config.pretrained is None and config.backend != "scripted":

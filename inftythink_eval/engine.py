@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 from .backends.base import Backend, BackendError, Request
 from .cache import CallCache, call_key
 from .modes import Mode, ModeParams, Sample, Tools, make_mode
+from .templates import native_prompt
 from .trace import Call, CallRecord, Final, Trace
 
 SCHEDULES = ("continuous", "rounds")
@@ -29,6 +30,8 @@ SCHEDULES = ("continuous", "rounds")
 
 def make_tools(main: Backend, summarizer: Backend) -> Tools:
     def render(sample: Sample, text: str) -> str:
+        if sample.native:
+            return native_prompt(f"{sample.system}\n\n{text}" if sample.system else text)
         if sample.chat:
             messages = ([{"role": "system", "content": sample.system}] if sample.system else []) + \
                        [{"role": "user", "content": text}]

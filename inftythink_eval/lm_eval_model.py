@@ -185,7 +185,8 @@ class InftyThinkLM(LM):
             system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
             question = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
             chat = True
-        return Sample(id=sample_id, question=question, params=params, system=system, chat=chat)
+        return Sample(id=sample_id, question=question, params=params, system=system, chat=chat,
+                      native=self.config.template == "native")
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         loglikelihood = getattr(self.backend, "loglikelihood", None)

@@ -37,6 +37,7 @@ class Sample:
     params: SamplingParams      # the task's budget and sampling: max_gen_toks, temperature, top_p, until, seed
     system: Optional[str] = None
     chat: bool = False          # render prompts with the backend's chat template
+    native: bool = False        # render prompts as the protocol's User:{q}Assistant: (overrides chat)
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,10 @@ def test_unknown_mode_and_schedule_are_clear_errors():
         Engine(backend, "nope")
     with pytest.raises(ValueError, match="schedule must be one of"):
         Engine(backend, "vanilla", schedule="eager")
+
+
+def test_native_template_renders_protocol_prompt_in_any_mode():
+    backend = ScriptedBackend([{"match": "", "output": "42"}])
+    s = Sample("n", "Q?", SamplingParams(max_tokens=10), chat=True, native=True)
+    trace = Engine(backend, "vanilla", progress=False).run([s])[0]
+    assert trace.calls[0].prompt == "User:Q?Assistant:"
