@@ -80,3 +80,13 @@ def test_regress_cli_bad_baseline_is_a_clear_error(tmp_path):
     result = regress("--baseline", tmp_path / "empty", "--fresh", tmp_path / "empty")
     assert result.returncode == 2 and "no records found" in result.stderr
     shutil.rmtree(tmp_path / "empty")
+
+
+def test_baselines_load_from_records_model_folders_and_results_files(tmp_path):
+    from inftythink_eval.leaderboard.regress import load_records
+
+    out = scripted_two_modes()
+    model_folder = next(p for p in out.iterdir() if p.is_dir())  # holds results, samples and sidecars side by side
+    results = sorted(model_folder.glob("results_*.json"))[0]
+    assert len(load_records(out)) == len(load_records(model_folder)) == 4 and len(load_records(results)) == 2
+    assert len(load_records(baseline_dir(tmp_path))) == 2

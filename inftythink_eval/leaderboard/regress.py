@@ -49,21 +49,19 @@ class Line:
 
 
 def load_records(path: Path) -> list[Record]:
-    """Records from a stored record file, a folder of them, or an lm-eval output folder."""
+    """Records from a stored record file, a folder of them, or an lm-eval output folder / results file."""
     path = Path(path)
+    if path.name.startswith("results_") or (path.is_dir() and any(path.rglob("results_*.json"))):
+        return import_path(path)
     files = [path] if path.is_file() else sorted(path.glob("*.json")) if path.is_dir() else []
     records = []
     for file in files:
-        if file.name.startswith("results_"):
-            return import_path(path)
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise RecordError(f"{file}: not readable JSON ({exc})") from exc
         records.append(Record.from_dict(data, str(file)))
     if not records:
-        if path.is_dir() and any(path.rglob("results_*.json")):
-            return import_path(path)
         raise RecordError(f"{path}: no records found; pass a file from leaderboard/results/, a folder of them, "
                           "or an lm-eval --output_path folder")
     return records
