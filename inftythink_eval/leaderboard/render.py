@@ -24,8 +24,8 @@ GROUP_TITLES = {"paper": "Paper benchmarks (MATH500, AIME24, GPQA-diamond)",
 # Mode parameters worth showing beside each mode (every parameter stays in the record).
 MODE_SHOWN = {"inftythink": ("max_rounds", "round_tokens"), "summarize": ("eta", "max_rounds"),
               "delethink": ("chunk", "carryover", "max_chunks")}
-COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "TOK", "ΔTOK", "LAT s", "rounds", "peak ctx",
-           "n×k", "engine · hardware", "commit", "date", "id")
+COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "pass@k · maj@k", "TOK", "ΔTOK", "LAT s", "rounds",
+           "peak ctx", "n×k", "engine · hardware", "commit", "date", "id")
 REPORTED_COLUMNS = ("model", "method", "η", "ACC", "ΔACC", "TOK", "TPS", "LAT", "source")
 
 
@@ -67,7 +67,7 @@ def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
         row = {
             "model": record.model, "mode": record.mode, "params": mode_params_text(record),
             "ACC (95% CI)": f"{pct(record.acc)} ({pct(record.acc_ci[0])}–{pct(record.acc_ci[1])})",
-            "ΔACC": signed(record.acc - base.acc, 100) if delta else "",
+            "ΔACC": signed(record.acc - base.acc, 100) if delta else "", "pass@k · maj@k": _at_k(record),
             "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) if delta else "",
             "LAT s": num(record.lat, 2), "rounds": num(record.rounds, 2), "peak ctx": num(record.peak_ctx),
             "n×k": f"{record.n_questions}×{record.samples_per_question}",
@@ -76,6 +76,17 @@ def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
         }
         out[record.group][record.task].append(row)
     return {g: dict(out[g]) for g in GROUP_ORDER if g in out}
+
+
+def _at_k(record: Record) -> str:
+    """pass@k and maj@k at the largest k the run measured (k <= samples per question)."""
+    parts = []
+    for kind, table in (("pass", record.pass_at_k), ("maj", record.maj_at_k)):
+        known = {int(name.split("@")[1]): v for name, v in table.items() if v is not None}
+        if known:
+            k = max(known)
+            parts.append(f"{kind}@{k} {pct(known[k])}")
+    return " · ".join(parts)
 
 
 def _rel(value: Optional[float], base: Optional[float]) -> str:
