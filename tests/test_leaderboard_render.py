@@ -77,3 +77,10 @@ def test_render_cli_writes_both_pages(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "rendered 4 record(s)" in proc.stdout
     assert (tmp_path / "site" / "LEADERBOARD.md").is_file() and (tmp_path / "site" / "index.html").is_file()
+
+
+def test_pass_and_majority_at_the_largest_k_are_shown():
+    from test_leaderboard_fixtures import make_record
+
+    record = make_record(samples_per_question=4, pass_at_k={"pass@1": 0.5, "pass@4": 0.75}, maj_at_k={"maj@4": 0.625})
+    assert "pass@4 75.0 · maj@4 62.5" in markdown([record], [])
