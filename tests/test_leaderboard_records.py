@@ -118,3 +118,15 @@ def test_run_sidecar_is_the_latest_started_not_after_the_results(tmp_path):
     path, run = run_sidecar(results)
     assert run["mode"] == "11" and traces_sidecar(results, path).name == "inftythink_traces_2026-01-01T11-00-00.0.jsonl"
     assert run_sidecar(tmp_path / "results_2026-01-01T09-00-00.0.json") == (None, {})
+
+
+def test_committed_store_is_valid_and_rendered():
+    root = Path(__file__).resolve().parents[1] / "leaderboard"
+    records = Store(root / "results").load()  # every stored file validates (provenance included)
+    assert records, "leaderboard/results/ holds no records"
+    rendered = (root / "LEADERBOARD.md").read_text(encoding="utf-8")
+    missing = [r.record_id for r in records if r.record_id not in rendered]
+    assert not missing, f"run `inftythink leaderboard render`: LEADERBOARD.md lacks {missing}"
+    stored = {r.record_id for r in records}
+    baselines = [Record.from_dict(json.loads(p.read_text()), str(p)) for p in (root / "baselines").rglob("*.json")]
+    assert baselines and all(b.record_id in stored for b in baselines)
