@@ -280,3 +280,22 @@ def test_repeated_ids_with_different_traces_keep_their_own_summaries(tmp_path):
     ds = _load(tmp_path)
     assert [r["summary"] for r in ds] == ["* First thing here.", "* Second thing there.",
                                           "* Other start now.", "* Other end now."]
+
+
+def test_cache_cuts_a_torn_last_line_and_keeps_every_finished_record(tmp_path):
+    from inftythink_eval.data.cache import SummaryCache, cache_key
+
+    cache = SummaryCache(tmp_path, "s")
+    key = cache_key("u", 0, 8, "official", "scripted:x", 0, "prompt")
+    cache.put_many([(key, {"text": "* a", "finish": "stop"})])
+    cache.close()
+    with open(tmp_path / "s.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"k": "torn-by-a-kill", "v": {"te')          # a write interrupted by SIGKILL
+    cache = SummaryCache(tmp_path, "s")
+    assert cache.get(key) == {"text": "* a", "finish": "stop"} and len(cache) == 1
+    other = cache_key("u", 1, 8, "official", "scripted:x", 0, "prompt")
+    assert other != key != cache_key("u", 0, 8, "strict", "scripted:x", 0, "prompt")
+    cache.put_many([(other, {"text": "* b", "finish": "length"})])
+    cache.close()
+    assert len(SummaryCache(tmp_path, "s")) == 2
+    assert all(line.endswith("}") for line in (tmp_path / "s.jsonl").read_text().splitlines())
