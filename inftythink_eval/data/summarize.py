@@ -113,6 +113,7 @@ class BackendSummarizer:
         c = self.config
         params = SamplingParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p, seed=c.seed + choice)
         size = max(1, int(self.backend.max_batch))
+        missing = sorted(missing, key=lambda kp: len(kp[1]))  # similar lengths per batch: little padding
         batches = [missing[i:i + size] for i in range(0, len(missing), size)]
 
         def call(batch):
