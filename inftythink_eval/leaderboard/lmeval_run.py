@@ -10,7 +10,6 @@ Does not know: what the results mean (``ingest``), how runs are compared.
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -92,6 +91,3 @@ def from_record_args(args: dict, output_path: Path, **overrides) -> LmEvalRun:
     spec.update(overrides)
     return LmEvalRun(**spec)
 
-
-def describe(spec: LmEvalRun) -> str:
-    return json.dumps({"model": spec.model, "model_args": spec.model_args, "tasks": spec.tasks, "limit": spec.limit})

@@ -60,6 +60,3 @@ def parse_protocol_table(text: str, citation: str) -> list[ReportedRow]:
                                     citation=citation, verified=True))
     return rows
 
-
-def by_benchmark(rows: list[ReportedRow], benchmark: str) -> list[ReportedRow]:
-    return [r for r in rows if r.benchmark == benchmark]
