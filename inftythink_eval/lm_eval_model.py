@@ -73,7 +73,7 @@ def merge_cli_settings(model_args: dict, cli: dict) -> dict:
     device = cli.get("device")
     if "device" not in model_args and device:
         if str(device).startswith("cuda") and not _cuda_available():
-            log.warning("--device %s requested but CUDA is not available: using the CPU", device)
+            log.info("--device %s (lm-eval's default) but CUDA is not available: using the CPU", device)
             device = "cpu"
         model_args["device"] = device
     return model_args

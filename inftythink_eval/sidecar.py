@@ -42,6 +42,13 @@ def lm_eval_output_dir(pretrained: Optional[str], argv: list[str] | None = None)
     path = Path(out)
     if path.suffix == ".json":
         return path.parent
+    if not pretrained:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "no pretrained= in model_args: lm-eval names its output folder at random, so the inftythink "
+            "sidecars go to %s itself; pass pretrained=<name> to keep them beside the results", path)
+        return path
     name = re.sub(r"[\"<>:/|\\?*\[\]]+", "__", pretrained or "scripted")  # lm-eval's sanitize_model_name
     return path / name
 
