@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from pathlib import Path
 from typing import Any, Optional
 
 from lm_eval.api.model import LM
@@ -119,7 +120,7 @@ class InftyThinkLM(LM):
         cache = CallCache(config.cache_dir) if config.cache_dir else None
         self.engine = Engine(self.backend, mode, config.mode_params(), summarizer=summarizer, cache=cache,
                              schedule=config.schedule, progress=config.progress)
-        folder = lm_eval_output_dir(config.pretrained) if config.trace_dir is None else __import__("pathlib").Path(config.trace_dir)
+        folder = lm_eval_output_dir(config.pretrained) if config.trace_dir is None else Path(config.trace_dir)
         self.sidecar = Sidecar(folder, self._provenance(path))
 
     def _provenance(self, path: Optional[str]) -> dict:
