@@ -116,12 +116,12 @@ def test_accounting_tok_rounds_peak_and_latency():
         assert 0 < t.lat <= wall
 
 
-def test_sampling_seeds_differ_per_call_and_are_reproducible():
-    script = [{"match": "", "output": round_out("x", "S")}]
-    backend = ScriptedBackend(script)
-    engine = Engine(backend, "inftythink", ModeParams(max_rounds=2), progress=False)
-    sample = Sample("s", Q, SamplingParams(max_tokens=100, temperature=0.7, seed=5))
-    seeds = [[c for c in t.calls] for t in engine.run([sample])]
-    assert len(seeds[0]) == 2
-    with pytest.raises(ValueError):
+def test_each_call_gets_its_own_reproducible_seed():
+    from inftythink_eval.modes import _seeded
+
+    params = SamplingParams(max_tokens=100, temperature=0.7, seed=5)
+    seeds = [_seeded(params, i).seed for i in range(4)]
+    assert len(set(seeds)) == 4 and seeds == [_seeded(params, i).seed for i in range(4)]
+    assert _seeded(SamplingParams(max_tokens=5), 3).seed is None  # no base seed: nothing is invented
+    with pytest.raises(ValueError, match="max_tokens must be an integer >= 1"):
         SamplingParams(max_tokens=0)
