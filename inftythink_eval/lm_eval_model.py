@@ -197,5 +197,7 @@ class InftyThinkLM(LM):
         return loglikelihood([(r.args[0], r.args[1]) for r in requests])
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
-        return [ll for ll, _ in self.loglikelihood(
-            [type("R", (), {"args": ("", r.args[0])})() for r in requests])]
+        loglikelihood = getattr(self.backend, "loglikelihood", None)
+        if loglikelihood is None:
+            raise NotImplementedError(f"backend={self.config.backend} cannot score loglikelihood requests")
+        return [ll for ll, _ in loglikelihood([("", r.args[0]) for r in requests])]

@@ -94,9 +94,7 @@ def parse_round(output: str, prompt: str = "") -> ParsedRound:
     if SUMMARY_OPEN not in output:
         return ParsedRound(think=_think_of(output), summary=None,
                            conclusion=final_answer_text(output), ok=True)
-    match = OFFICIAL_ROUND_RE.match(prompt + output) if prompt else None
-    if match is None:
-        match = OFFICIAL_ROUND_RE.match(" " + output)  # the (.+) instruction group needs a char
+    match = OFFICIAL_ROUND_RE.match((prompt or " ") + output)  # the (.+) instruction group needs a char
     if match is None:
         return ParsedRound(think=_think_of(output), summary=None, conclusion="", ok=False)
     return ParsedRound(think=match.group(2), summary=match.group(3), conclusion="", ok=True)
