@@ -99,6 +99,9 @@ class EvalConfig:
     """hf/vllm: trust remote code."""
     gguf_file: Optional[str] = None
     """hf: GGUF file name inside the pretrained folder."""
+    prefix_cache: int = 0
+    """hf: keep the KV caches of the last N sequences and compute only the unshared part of each
+    prompt (one request at a time; pays off when prompts extend earlier ones). 0: off."""
     # --- openai ---
     base_url: Optional[str] = None
     """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
@@ -207,4 +210,6 @@ def _check(config: EvalConfig) -> None:
     for key in ("batch_size", "concurrency", "max_gen_toks", "tensor_parallel_size", "data_parallel_size"):
         if getattr(config, key) < 1:
             raise ValueError(f"model_args {key} must be >= 1, got {getattr(config, key)}")
+    if config.prefix_cache < 0:
+        raise ValueError(f"model_args prefix_cache must be >= 0 (cached sequences; 0 turns it off), got {config.prefix_cache}")
     config.mode_params()  # validates the mode parameters

@@ -48,7 +48,8 @@ def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], ba
     common = dict(pretrained=pretrained, model_id=pretrained)
     per_backend = {
         "hf": dict(dtype=config.dtype, device=config.device, batch_size=config.batch_size, revision=config.revision,
-                   trust_remote_code=config.trust_remote_code, gguf_file=config.gguf_file),
+                   trust_remote_code=config.trust_remote_code, gguf_file=config.gguf_file,
+                   prefix_cache=config.prefix_cache),
         "vllm": dict(dtype=config.dtype, tensor_parallel_size=config.tensor_parallel_size,
                      data_parallel_size=config.data_parallel_size, gpu_memory_utilization=config.gpu_memory_utilization,
                      max_model_len=config.max_model_len, revision=config.revision, seed=config.seed,

@@ -6,7 +6,8 @@
 Runs the real CLI (``lm_eval --model inftythink --model_args pretrained=zoo:<name>`` with the
 ``inftythink_synthetic`` task and ``--metadata '{"depth": D}'``), one lm_eval process per
 (model, depth), and keeps each finished cell in ``--cells`` (default runs/synthetic_curve_cells/) so an
-interrupted run resumes (delete that folder to measure again).
+interrupted run resumes; a cell's file name carries a hash of the model's weights, so a retrained
+model is measured afresh (delete that folder to measure the same weights again).
 Writes the curve as JSON (atomic) and prints a Markdown table for docs/training.md.
 
 Variants: ``vanilla`` is window-bound (max_gen_toks 228 = 256-token window minus the prompt);
@@ -56,6 +57,15 @@ def run_cell(variant: str, depth: int, num_samples: int, seed: int) -> dict:
     cell.update(acc_stderr=row.get("acc_stderr,none"), variant=variant, depth=depth, num_samples=num_samples,
                 seed=seed, wall_s=round(time.time() - started, 1), command=" ".join(cmd[:-2]))
     return cell
+
+
+def weights_id(variant: str) -> str:
+    """First 10 hex digits of the sha256 of the variant's committed weights (zoo/<name>/model.safetensors)."""
+    import hashlib
+
+    name = next(a for a in VARIANTS[variant] if a.startswith("pretrained=zoo:")).split(":", 1)[1].split(",")[0]
+    weights = Path(__file__).resolve().parents[1] / "zoo" / name / "model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -115,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     cell_dir = Path(args.cells)
     cells = []
     for variant in args.variants:
+        weights = weights_id(variant)
         for depth in args.depths:
-            path = cell_dir / f"{variant}_d{depth}_n{args.num_samples}_s{args.seed}.json"
+            path = cell_dir / f"{variant}_{weights}_d{depth}_n{args.num_samples}_s{args.seed}.json"
             if path.is_file():
                 cell = json.loads(path.read_text())
             else:
-                cell = run_cell(variant, depth, args.num_samples, args.seed)
+                cell = {**run_cell(variant, depth, args.num_samples, args.seed), "weights_sha256": weights}
                 write_atomic(path, json.dumps(cell, indent=1))
             print(f"{variant:<18} depth {depth:>3}: acc {cell['acc']:.3f}  tok {cell['tok']:.0f}  "
                   f"lat {cell['lat']:.2f}s  rounds {cell['rounds']:.1f}  ({cell['wall_s']} s)", flush=True)

@@ -25,6 +25,30 @@ def test_batched_generation_counts_stops_and_finish_reasons(hf):
     assert hf.decode(hf.encode("hello world")) == "hello world"
 
 
+def test_prefix_cache_reuses_shared_prefixes_and_changes_no_output(hf, smollm2):
+    """Cumulative prompts (each extends the last, like the builder's summaries) with prefix_cache on:
+    greedy outputs equal the uncached backend's, and only the new part of each prompt is computed."""
+    reuse = make_backend("hf", pretrained=smollm2, batch_size=4, prefix_cache=2)
+    assert reuse.reuses_prefixes and not hf.reuses_prefixes
+    spans = ["First, note that 12 = 3 * 4.", "Then 12 * 5 = 60, so the total is 60.", "Check: 60 / 5 = 12."]
+    prompts = [hf.apply_chat_template([{"role": "user", "content": "What is 12 times 5?"},
+                                       {"role": "assistant", "content": " ".join(spans[:i + 1])},
+                                       {"role": "user", "content": "Summarize your work in one line."}])
+               for i in range(len(spans))]
+    params = SamplingParams(max_tokens=12)
+    plain = hf.generate([Request(p, params) for p in prompts])
+    cached = [reuse.generate([Request(p, params)])[0] for p in prompts] + reuse.generate([Request(prompts[-1], params)])
+    assert [c.text for c in cached[:3]] == [p.text for p in plain] and cached[3].text == plain[2].text
+    assert [c.prompt_tokens for c in cached[:3]] == [p.prompt_tokens for p in plain]
+    total = sum(p.prompt_tokens for p in plain) + plain[2].prompt_tokens
+    store = reuse.prefixes
+    assert store.reused_tokens + store.computed_tokens == total
+    assert store.computed_tokens < total / 2, (store.computed_tokens, total)   # the question and earlier spans are reused
+    assert len(store.entries) <= 2
+    with pytest.raises(ValueError, match="prefix_cache must be >= 0"):
+        make_backend("hf", pretrained=smollm2, prefix_cache=-1)
+
+
 def test_loglikelihood_prefers_the_likely_continuation(hf):
     (good, _), (bad, _) = hf.loglikelihood([("The capital of France is", " Paris"),
                                             ("The capital of France is", " cucumber")])

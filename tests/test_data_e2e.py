@@ -46,8 +46,8 @@ def _check(out: Path, report: dict) -> None:
         assert sum(r["summary"] is not None for r in rows) == len(rows)   # summary count == span count
 
 
-def _hf(batch_size: int = 16) -> str:
-    return f"hf:pretrained={smollm2_folder()},batch_size={batch_size}"
+def _hf(batch_size: int = 16, prefix_cache: int = 0) -> str:
+    return f"hf:pretrained={smollm2_folder()},batch_size={batch_size},prefix_cache={prefix_cache}"
 
 
 def test_math500_solutions_summarised_by_smollm2(tmp_path):
@@ -63,7 +63,7 @@ def test_math500_solutions_summarised_by_smollm2(tmp_path):
 def test_s1k_traces_summarised_by_smollm2(tmp_path, segmenter):
     # 8-39 spans per trace must all finish: n=4 choices (about 62% of SmolLM2's choices finish in 40 tokens)
     config = BuildConfig(source=str(DATA / "reasoning_traces" / "s1k_head5.parquet"), out=str(tmp_path), eta=256,
-                         segmenter=segmenter, tokenizer=str(smollm2_folder()), summarizer=_hf(),
+                         segmenter=segmenter, tokenizer=str(smollm2_folder()), summarizer=_hf(prefix_cache=2),
                          summary=dataclasses.replace(SHORT, n=4),
                          columns=PRESETS["s1k"], progress=False)
     report = build(config)

@@ -50,54 +50,72 @@ def tiny_cfg(data_dir, out, **kw):
     return from_dict({**base, **kw})
 
 
-@pytest.fixture(scope="module")
-def trainer_and_batch(data_dir, tmp_path_factory):
+@pytest.fixture(scope="module", params=["flat", "rows"])
+def trainer_and_batch(request, data_dir, tmp_path_factory):
+    """A trainer and its first batch, in both packed layouts (flat for varlen kernels, rows for sdpa)."""
     torch.set_num_threads(1)
-    trainer = sft.make_trainer(tiny_cfg(data_dir, tmp_path_factory.mktemp("run")))
+    trainer = sft.make_trainer(tiny_cfg(data_dir, tmp_path_factory.mktemp("run"), packed_layout=request.param))
     batch = next(iter(trainer.get_train_dataloader()))
-    return trainer, batch
+    return trainer, batch, request.param
 
 
-def _segments(position_ids):
-    starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
+def _segments(position_ids, ids, pad_id):
+    """(start, end) of each packed sample in one row; trailing padding (pad tokens at position 0) dropped."""
+    n = len(ids)
+    while n and ids[n - 1] == pad_id and position_ids[n - 1] == 0:
+        n -= 1
+    starts = [i for i, p in enumerate(position_ids[:n]) if p == 0] + [n]
     return list(zip(starts, starts[1:]))
 
 
+def _rows(trainer, batch):
+    pad = trainer.processing_class.pad_token_id
+    for r in range(batch["input_ids"].shape[0]):
+        ids, pos = batch["input_ids"][r].tolist(), batch["position_ids"][r].tolist()
+        yield r, ids, batch["labels"][r].tolist(), pos, _segments(pos, ids, pad)
+
+
 def test_packed_batch_resets_position_ids_per_sample(trainer_and_batch):
-    _, batch = trainer_and_batch
-    assert batch["input_ids"].shape[0] == 1, "padding-free: the packed samples are one flat row"
-    pos = batch["position_ids"][0].tolist()
-    segments = _segments(pos)
-    assert len(segments) >= 2, "two packed rows are flattened into one (padding-free)"
-    for start, end in segments:
-        assert pos[start:end] == list(range(end - start))
+    trainer, batch, layout = trainer_and_batch
+    if layout == "flat":
+        assert batch["input_ids"].shape[0] == 1, "flat: the packed rows are flattened into one sequence"
+    else:
+        assert batch["input_ids"].shape[0] == 2, "rows: each packed row stays a batch row"
+        assert "attention_mask" not in batch, "an attention mask would hide the reset position ids from transformers"
+    segments = [seg for *_, segs in _rows(trainer, batch) for seg in segs]
+    assert len(segments) >= 3, "several samples are packed"
+    for r, _, _, pos, segs in _rows(trainer, batch):
+        for start, end in segs:
+            assert pos[start:end] == list(range(end - start))
 
 
 def test_prompt_positions_are_masked_out_of_the_labels(trainer_and_batch):
-    trainer, batch = trainer_and_batch
+    trainer, batch, _ = trainer_and_batch
     tok = trainer.processing_class
-    ids, labels, pos = batch["input_ids"][0].tolist(), batch["labels"][0].tolist(), batch["position_ids"][0].tolist()
-    for start, end in _segments(pos):
-        text = tok.decode(ids[start:end])
-        prompt_len = len(tok(text[: text.index("<think>")], add_special_tokens=False)["input_ids"])
-        assert text.startswith("User:x0=") and prompt_len > 0
-        assert all(v == -100 for v in labels[start:start + prompt_len]), "prompt tokens must not be trained on"
-        assert labels[start + prompt_len:end] == ids[start + prompt_len:end], "every target token is trained on"
-        assert ids[end - 1] == tok.eos_token_id, "each target ends with eos, so the model learns to stop"
+    for _, ids, labels, _, segs in _rows(trainer, batch):
+        for start, end in segs:
+            text = tok.decode(ids[start:end])
+            prompt_len = len(tok(text[: text.index("<think>")], add_special_tokens=False)["input_ids"])
+            assert text.startswith("User:x0=") and prompt_len > 0
+            assert all(v == -100 for v in labels[start:start + prompt_len]), "prompt tokens must not be trained on"
+            assert labels[start + prompt_len:end] == ids[start + prompt_len:end], "every target token is trained on"
+            assert ids[end - 1] == tok.eos_token_id, "each target ends with eos, so the model learns to stop"
+        assert all(v == -100 for v in labels[segs[-1][1]:]), "padding is never trained on"
 
 
 def test_packed_samples_do_not_attend_to_each_other(trainer_and_batch):
-    trainer, batch = trainer_and_batch
+    trainer, batch, _ = trainer_and_batch
     model = trainer.model.eval()
-    (s0, e0), (s1, e1) = _segments(batch["position_ids"][0].tolist())[:2]
+    r, _, _, _, segs = next(row for row in _rows(trainer, batch) if len(row[-1]) >= 2)
+    (s0, e0), (s1, e1) = segs[:2]
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
-        alone = model(input_ids=batch["input_ids"][:, s1:e1]).logits[0]
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[r]
+        alone = model(input_ids=batch["input_ids"][r:r + 1, s1:e1]).logits[0]
     torch.testing.assert_close(packed[s1:e1], alone, atol=1e-4, rtol=1e-4)
 
 
 def test_loss_is_finite_and_falls_on_a_repeated_batch(trainer_and_batch):
-    trainer, batch = trainer_and_batch
+    trainer, batch, _ = trainer_and_batch
     model = trainer.model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []

@@ -7,7 +7,8 @@ protocol's request (``templates.summary_chat`` over spans 0..i, rendered
 with the backend's chat template, temperature 0.5, max 2048 tokens), the
 n-choice rule (choice k asked only if choices 0..k-1 did not finish by
 stopping; the first finished one is kept), batching by ``backend.max_batch``
-with at most ``backend.concurrency`` calls in flight, and writing every
+with at most ``backend.concurrency`` calls in flight (in job order, span by
+span, for a backend that reuses cached prefixes), and writing every
 returned choice to the cache before it is used.
 
 Does not know: sources, segmentation rules, output files.
@@ -113,7 +114,9 @@ class BackendSummarizer:
         c = self.config
         params = SamplingParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p, seed=c.seed + choice)
         size = max(1, int(self.backend.max_batch))
-        missing = sorted(missing, key=lambda kp: len(kp[1]))  # similar lengths per batch: little padding
+        if not getattr(self.backend, "reuses_prefixes", False):
+            missing = sorted(missing, key=lambda kp: len(kp[1]))  # similar lengths per batch: little padding
+        # else keep job order (trace by trace, span by span): prompt i+1 extends prompt i's cached prefix
         batches = [missing[i:i + size] for i in range(0, len(missing), size)]
 
         def call(batch):

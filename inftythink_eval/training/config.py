@@ -21,6 +21,7 @@ import yaml
 FORMATS = ("vanilla", "inftythink")
 REPORTERS = ("none", "tensorboard", "wandb")
 PRECISIONS = ("auto", "bf16", "fp32")
+PACKED_LAYOUTS = ("auto", "flat", "rows")
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,11 @@ class TrainConfig:
     gradient_checkpointing: bool = True
     packing: bool = True
     """Best-fit packing, padding-free, position ids reset per sample (no attention across samples)."""
+    packed_layout: str = "auto"
+    """How packed rows reach the model: ``flat`` (every row of the batch in one sequence: right for
+    varlen kernels such as flash attention), ``rows`` (each packed row stays a batch row with
+    reset position ids: right for sdpa/eager, whose cost is quadratic in the sequence, e.g. on
+    CPU), or ``auto`` (flat for flash attention, else rows)."""
     attn_implementation: Optional[str] = None
     """None: the model's default (sdpa); ``flash_attention_2`` on GPUs that have it."""
     seed: int = 42
@@ -78,6 +84,7 @@ class TrainConfig:
         _check(self.format in FORMATS, "format", self.format, f"one of {FORMATS}")
         _check(self.report_to in REPORTERS, "report_to", self.report_to, f"one of {REPORTERS}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {PRECISIONS}")
+        _check(self.packed_layout in PACKED_LAYOUTS, "packed_layout", self.packed_layout, f"one of {PACKED_LAYOUTS}")
         _check(self.lr_scheduler in ("cosine", "linear", "constant_with_warmup"), "lr_scheduler",
                self.lr_scheduler, "cosine (protocol), linear or constant_with_warmup")
         for name in ("max_length", "global_batch_size", "per_device_batch_size", "logging_steps", "save_steps"):

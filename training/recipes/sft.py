@@ -13,7 +13,9 @@ What it does, in order (setup -> train -> save):
   2. model: a hub id / folder, or ``scratch`` (char tokenizer + tiny Llama);
   3. TRL SFTTrainer: loss on the completion only; best-fit packing, padding-free, with
      position ids reset per sample (transformers turns reset position ids into a
-     block-diagonal mask, so packed samples never attend to each other); bf16 where
+     block-diagonal mask, so packed samples never attend to each other); the packed rows go
+     to the model flat (one sequence, for varlen kernels) or as batch rows (sdpa/eager, e.g.
+     on CPU, where attention over one long flat sequence costs ~5x more); bf16 where
      available; gradient checkpointing; global batch by gradient accumulation;
      warmup ratio then cosine to 0; checkpoints every save_steps and resume;
   4. save: the final model + tokenizer in ``output_dir/final`` and ``train_summary.json``.
@@ -140,7 +142,35 @@ def make_trainer(cfg: TrainConfig, model=None, tokenizer=None, rows=None):
         disable_tqdm=False,              # progress bar
         use_cpu=not _has_accelerator(),
     )
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    if cfg.packing and packed_layout(cfg, model) == "rows":
+        trainer.data_collator = RowPackedCollator(tokenizer.pad_token_id)
+    return trainer
+
+
+def packed_layout(cfg: TrainConfig, model) -> str:
+    """``flat`` for varlen attention kernels (flash attention), ``rows`` otherwise (see TrainConfig)."""
+    if cfg.packed_layout != "auto":
+        return cfg.packed_layout
+    impl = str(getattr(model.config, "_attn_implementation", None) or cfg.attn_implementation or "")
+    return "flat" if "flash" in impl else "rows"
+
+
+class RowPackedCollator:
+    """Packed rows as batch rows: position ids reset per sample, no attention mask (so transformers
+    builds a block-diagonal mask per row from the position ids), and no label on the first token of
+    a sample (it would be predicted from the previous sample's last token)."""
+
+    def __init__(self, pad_token_id: int):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, return_position_ids=True)
+
+    def __call__(self, examples: list[dict]) -> dict:
+        out = self.inner(examples)
+        out.pop("attention_mask", None)
+        out["labels"][out["position_ids"] == 0] = -100
+        return out
 
 
 # transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns, then goes in v6).
