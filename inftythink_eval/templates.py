@@ -105,7 +105,10 @@ def _think_of(output: str) -> str:
     end = output.rfind(THINK_CLOSE)
     if start == -1 or end == -1 or end < start:
         return output
-    return output[start + len(THINK_OPEN):end].strip("\n")
+    inner = output[start + len(THINK_OPEN):end]
+    # exactly the template's newlines (``<think>\n{span}\n</think>``): a span's own edge newlines survive
+    inner = inner[1:] if inner.startswith("\n") else inner
+    return inner[:-1] if inner.endswith("\n") else inner
 
 
 def final_answer_text(output: str) -> str:

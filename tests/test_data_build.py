@@ -299,3 +299,15 @@ def test_cache_cuts_a_torn_last_line_and_keeps_every_finished_record(tmp_path):
     cache.close()
     assert len(SummaryCache(tmp_path, "s")) == 2
     assert all(line.endswith("}") for line in (tmp_path / "s.jsonl").read_text().splitlines())
+
+
+@pytest.mark.parametrize("span", ["plain", "ends with a newline\n", "\nstarts with one", "\n\nboth\n\n"])
+def test_every_kind_of_instance_parses_back_to_its_exact_span(span):
+    """A span's own edge newlines survive the round trip (found on a real s1K trace whose last span
+    ends in "\\n"): the parser removes exactly the template's newlines, in final and middle rounds."""
+    from inftythink_eval.templates import native_prompt, native_target
+
+    final = parse_round(native_target(span, conclusion="42"), native_prompt("q", "h"))
+    middle = parse_round(native_target(span, summary="s"), native_prompt("q"))
+    assert final.ok and final.think == span and final.conclusion == "42"
+    assert middle.ok and middle.think == span and middle.summary == "s"
