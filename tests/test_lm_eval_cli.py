@@ -82,15 +82,26 @@ def test_builtin_hf_model_still_works(tmp_path, mini_task, smollm2):
     assert "acc,none" in results["results"]["itt_mini"]
 
 
+BAD_ARGS = [("backend=scripted,modee=vanilla", "valid keys"),
+            ("backend=scripted,mode=fast", "valid modes are vanilla, inftythink, summarize, delethink"),
+            ("backend=hf", "needs pretrained="),
+            ("backend=scripted,eta=lots", "eta='lots': expected int"),
+            ("backend=telepathy,pretrained=x", "valid backends are")]
+
+
 def test_bad_model_args_fail_before_generation(tmp_path, mini_task):
-    for args, needle in [("backend=scripted,modee=vanilla", "valid keys"),
-                         ("backend=scripted,mode=fast", "valid modes are vanilla, inftythink, summarize, delethink"),
-                         ("backend=hf", "needs pretrained="),
-                         ("backend=scripted,eta=lots", "eta='lots': expected int"),
-                         ("backend=telepathy,pretrained=x", "valid backends are")]:
+    """Two through the real CLI (its exit code and stderr); all five through lm-eval's own
+    constructor path (``create_from_arg_string``), which the CLI calls, without a process each."""
+    from lm_eval.api.registry import get_model
+
+    for args, needle in BAD_ARGS[::4]:
         proc = subprocess.run([*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini",
                                "--include_path", str(mini_task), "--limit", "1"], capture_output=True, text=True)
         assert proc.returncode != 0 and needle in proc.stderr, (args, proc.stderr[-2000:])
+    for args, needle in BAD_ARGS:
+        with pytest.raises(Exception) as err:
+            get_model("inftythink").create_from_arg_string(args, {"batch_size": 1, "device": None})
+        assert needle in str(err.value), (args, str(err.value))
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
