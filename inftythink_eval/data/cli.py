@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="official: the released rule (spans may exceed eta); strict: every span <= eta")
     b.add_argument("--summarizer", default="none",
                    help="backend spec (hf:pretrained=DIR,batch_size=8 | vllm:... | openai:... | scripted:script=F), "
-                        "python:module:function, or none (segment and report only)")
+                        "python:module:function, or none (segment and report only). On hf, add prefix_cache=2 for "
+                        "traces with many spans: each cumulative prompt then computes only its new span")
     b.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="hub id or local folder; 'words' = whitespace words")
     b.add_argument("--preset", choices=sorted(PRESETS), help="column preset (overrides the column flags)")
     b.add_argument("--question-column", default="problem")
