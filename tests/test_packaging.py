@@ -46,3 +46,11 @@ def test_wheel_installs_hook_tasks_and_zoo(tmp_path):
     assert str(env) in out[0], "the wheel's package should shadow the checkout"
     assert out[1] == "True True"
     assert str(env) in out[2]
+
+
+def test_readme_file_tree_lists_every_tracked_file():
+    """README.md keeps a file tree with one line per file: every file git tracks starts a line of it."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    listed = {line.split()[0] for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.strip()}
+    missing = [f for f in tracked if f not in listed]
+    assert not missing, f"add these to README.md's file tree (one line each): {missing}"
