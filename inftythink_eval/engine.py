@@ -21,31 +21,11 @@ from typing import Optional, Sequence
 
 from .backends.base import Backend, BackendError, Request
 from .cache import CallCache, call_key
-from .modes import Mode, ModeParams, Sample, Tools, make_mode
-from .templates import native_prompt
+from .modes import Mode, ModeParams, Sample, make_mode
+from .render import make_tools
 from .trace import Call, CallRecord, Final, Trace
 
 SCHEDULES = ("continuous", "rounds")
-
-
-def make_tools(main: Backend, summarizer: Backend) -> Tools:
-    def render(sample: Sample, text: str) -> str:
-        if sample.native:
-            return native_prompt(f"{sample.system}\n\n{text}" if sample.system else text)
-        if sample.chat:
-            messages = ([{"role": "system", "content": sample.system}] if sample.system else []) + \
-                       [{"role": "user", "content": text}]
-            return main.apply_chat_template(messages)
-        return f"{sample.system}\n\n{text}" if sample.system else text
-
-    def render_chat(messages: list[dict]) -> str:
-        try:
-            return summarizer.apply_chat_template(messages)
-        except ValueError:  # no chat template: a plain transcript
-            names = {"user": "User", "assistant": "Assistant", "system": "System"}
-            return "".join(f"{names[m['role']]}: {m['content']}\n\n" for m in messages) + "Assistant:"
-
-    return Tools(render=render, render_chat=render_chat, encode=main.encode, decode=main.decode)
 
 
 class Engine:

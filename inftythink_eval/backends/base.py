@@ -24,6 +24,10 @@ class SamplingParams:
     """0 means greedy."""
     top_p: float = 1.0
     """Nucleus sampling mass in (0, 1]."""
+    top_k: int = 0
+    """Keep only the k most likely tokens; 0 turns it off."""
+    min_p: float = 0.0
+    """Drop tokens whose probability is below min_p times the top token's; 0 turns it off."""
     stop: tuple[str, ...] = ()
     """Stop strings; the output is cut before the first one (not included)."""
     seed: Optional[int] = None
@@ -36,6 +40,10 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 turns it off), got {self.top_k!r}")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1] (0 turns it off), got {self.min_p!r}")
         object.__setattr__(self, "stop", tuple(self.stop))
 
     @property
