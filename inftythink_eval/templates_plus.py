@@ -40,12 +40,8 @@ SUMMARY_MAX_RETRIES = 64
 # PROTOCOL_PLUS.md reports at most 1024 tokens.
 SUMMARY_TEMPERATURE, SUMMARY_TOP_P, SUMMARY_MAX_TOKENS = 0.5, 0.95, 1024
 
-# cold-start/prompt/step1.txt (verbatim; the file has no trailing newline): summary of the first span.
-SUMMARY_PROMPT_FIRST = (
-    "Please summarize the reasoning and conclusions you reached in your previous truncated response. "
-    "Here are the specific requirements:\n\n"
-    "1. You need to summarize the key steps and corresponding important conclusions you took in all the "
-    "reasoning processes in chronological order;\n"
+# Items 2-7, identical in step1.txt and step2.txt.
+_REQUIREMENTS_2_TO_7 = (
     "2. You need to summarize the steps and conclusions that helped to ultimately solve the problem;\n"
     "3. You do not need to provide the final answer or any additional notes;\n"
     "4. Please summarize as concisely as possible, but do not omit any important steps or conclusions;\n"
@@ -53,18 +49,21 @@ SUMMARY_PROMPT_FIRST = (
     "6. Please do not provide any reasoning or conclusions that were not presented.\n"
     "7. Please use '*' to list all summaries."
 )
+# cold-start/prompt/step1.txt (verbatim; the file has no trailing newline): summary of the first span.
+SUMMARY_PROMPT_FIRST = (
+    "Please summarize the reasoning and conclusions you reached in your previous truncated response. "
+    "Here are the specific requirements:\n\n"
+    "1. You need to summarize the key steps and corresponding important conclusions you took in all the "
+    "reasoning processes in chronological order;\n"
+    + _REQUIREMENTS_2_TO_7
+)
 # cold-start/prompt/step2.txt (verbatim; no trailing newline): summary of a later span, history included.
 SUMMARY_PROMPT_LATER = (
     "Please update your reasoning history based on the reasoning and conclusions reached in the previous "
     "truncated response. The specific requirements are as follows:\n\n"
     "1. You need to summarize the key steps and corresponding important conclusions you took in all "
     "reasoning processes (including your entire reasoning history) in chronological order;\n"
-    "2. You need to summarize the steps and conclusions that helped to ultimately solve the problem;\n"
-    "3. You do not need to provide the final answer or any additional notes;\n"
-    "4. Please summarize as concisely as possible, but do not omit any important steps or conclusions;\n"
-    "5. Please note that your reasoning may not be complete;\n"
-    "6. Please do not provide any reasoning or conclusions that were not presented.\n"
-    "7. Please use '*' to list all summaries."
+    + _REQUIREMENTS_2_TO_7
 )
 # inftythink_runner.py: the user turn between the previous summary and the span in later-span chats.
 CONTINUE_INSTRUCTION = "Please continue your reasoning based on your past reasoning history."
