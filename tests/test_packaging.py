@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import site
 import subprocess
 import sys
 import venv
@@ -36,8 +37,7 @@ def test_wheel_installs_hook_tasks_and_zoo(tmp_path):
     assert any(n.startswith("inftythink_eval/tasks/") and n.endswith(".yaml") for n in names)
     assert any(n.startswith("inftythink_eval/_zoo/") and n.endswith(".yaml") for n in names)
     env = tmp_path / "venv"
-    venv.create(env, system_site_packages=True, with_pip=True)
-    python = env / "bin" / "python"
+    python = _venv_seeing_our_dependencies(env)
     run_cli([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], timeout=900)
     code = ("import inftythink_eval, lm_eval.tasks as t; tm = t.TaskManager();"
             "print(inftythink_eval.__file__); print('inftythink_math500' in tm.all_tasks, 'inftythink_paper' in tm.all_tasks);"
@@ -48,9 +48,35 @@ def test_wheel_installs_hook_tasks_and_zoo(tmp_path):
     assert str(env) in out[2]
 
 
-def test_readme_file_tree_lists_every_tracked_file():
-    """README.md keeps a file tree with one line per file: every file git tracks starts a line of it."""
+def _venv_seeing_our_dependencies(env: Path) -> Path:
+    """A fresh venv (no system site-packages) that sees the running environment's packages *after* its own.
+
+    A user's venv holds lm_eval, torch, ... in its own site-packages, not in the system Python's, so
+    ``system_site_packages=True`` would find nothing there. A ``.pth`` file in the new venv appends the running
+    interpreter's site-packages folders as plain paths: the wheel installed into the new venv comes first, and the
+    running environment's ``.pth`` files (the checkout's editable install) are not processed.
+    """
+    venv.create(env, system_site_packages=False, with_pip=True)
+    python = env / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (Path(own) / "_running_env.pth").write_text("".join(p + "\n" for p in parents))
+    return python
+
+
+def test_file_map_lists_every_tracked_file():
+    """docs/files.md keeps a file map with one line per file: every file git tracks starts a line of it."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    listed = {line.split()[0] for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.strip()}
+    listed = {line.split()[0] for line in (ROOT / "docs" / "files.md").read_text(encoding="utf-8").splitlines() if line.strip()}
     missing = [f for f in tracked if f not in listed]
-    assert not missing, f"add these to README.md's file tree (one line each): {missing}"
+    assert not missing, f"add these to docs/files.md (one line each: path, then what it is): {missing}"
+
+
+def test_readme_stays_a_short_guide():
+    """The README is read by a newcomer in a few minutes: the two commands, a map of the packages, no file list."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text) < 16_000, f"README.md is {len(text)} characters; move reference material to docs/"
+    for heading in ("## The two commands", "## Map of the packages", "## Leaderboard"):
+        assert heading in text, f"README.md lost its section {heading!r}"
+    assert "docs/files.md" in text
