@@ -31,6 +31,27 @@ def test_one_config_per_paper_model_and_format_with_protocol_defaults(model, fmt
     assert cfg.packing and cfg.gradient_checkpointing and cfg.precision == "auto"
 
 
+@pytest.mark.parametrize("name,fmt", [("deepseek-r1-distill-qwen-1.5b_inftythink_plus", "inftythink_plus"),
+                                      ("deepseek-r1-distill-qwen-1.5b_plus-vanilla", "vanilla")])
+def test_inftythink_plus_configs_and_their_vanilla_twin_use_the_plus_protocol_sft_settings(name, fmt):
+    cfg = load(ROOT / "training" / "configs" / f"{name}.yaml")
+    assert cfg.model == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B" and cfg.format == fmt and cfg.template == "chat"
+    assert (cfg.num_epochs, cfg.max_length, cfg.global_batch_size, cfg.learning_rate) == (3, 32768, 8, 2e-5)
+    assert (cfg.lr_scheduler, cfg.warmup_ratio) == ("cosine", 0.03) and cfg.packing
+
+
+def test_template_defaults_by_format_and_plus_cannot_train_on_native_strings():
+    assert from_dict({**MINIMAL, "format": "inftythink_plus"}).template == "chat"
+    assert from_dict({**MINIMAL, "format": "inftythink"}).template == "native"
+    assert from_dict({**MINIMAL, "format": "vanilla", "template": "chat"}).template == "chat"
+    with pytest.raises(ConfigError, match="template='native' is invalid; expected chat for format inftythink_plus"):
+        from_dict({**MINIMAL, "format": "inftythink_plus", "template": "native"})
+    with pytest.raises(ConfigError, match="template='jinja' is invalid; expected one of"):
+        from_dict({**MINIMAL, "template": "jinja"})
+    with pytest.raises(ConfigError, match="scratch.chat_template='chatml' is invalid"):
+        from_dict({**MINIMAL, "model": "scratch", "scratch": {"chars": "ab", "chat_template": "chatml"}})
+
+
 def test_accelerate_configs_exist_for_one_gpu_one_node_and_several_nodes():
     names = {p.stem for p in (ROOT / "training" / "accelerate").glob("*.yaml")}
     assert {"single_gpu", "node_8gpu_zero3", "multinode_zero3", "node_8gpu_fsdp"} <= names

@@ -18,10 +18,12 @@ from typing import Any, Optional
 
 import yaml
 
-FORMATS = ("vanilla", "inftythink")
+FORMATS = ("vanilla", "inftythink", "inftythink_plus")
+TEMPLATES = ("native", "chat")
 REPORTERS = ("none", "tensorboard", "wandb")
 PRECISIONS = ("auto", "bf16", "fp32")
 PACKED_LAYOUTS = ("auto", "flat", "rows")
+SCRATCH_TEMPLATES = ("native", "plus")
 
 
 class ConfigError(ValueError):
@@ -40,10 +42,17 @@ class TrainConfig:
     output_dir: str
     """Checkpoints, the final model and logs go here (resumable)."""
     format: str = "inftythink"
-    """``vanilla`` or ``inftythink``: which zoo eval mode the trained model gets; both train on the same recipe."""
+    """``vanilla``, ``inftythink`` or ``inftythink_plus``: which zoo eval mode the trained model gets."""
+    template: Optional[str] = None
+    """How rows become training text.  ``native``: the v1 strings ``User:{q}Assistant:`` (released-schema
+    or prompt/completion rows, ``inftythink_eval.templates``).  ``chat``: the rows' ``messages`` rendered
+    by the base model's chat template (InftyThink+ cold-start rows, ``inftythink_eval.templates_plus``):
+    loss on the last assistant turn only, and none on its ``<history>...</history>`` span.  Unset:
+    ``chat`` for ``inftythink_plus``, ``native`` otherwise."""
     scratch: dict = field(default_factory=dict)
     """For ``model: scratch``: LlamaConfig fields (hidden_size, num_hidden_layers, ...) and ``chars``
-    (the character vocabulary of a char-level tokenizer)."""
+    (the character vocabulary of a char-level tokenizer), optionally ``chat_template``: ``native``
+    (default: renders ``User:{q}Assistant:``) or ``plus`` (a compact chat template for InftyThink+ rows)."""
     max_length: int = 16384
     """Packed sequence length in tokens (protocol: 16384); longer samples are truncated."""
     global_batch_size: int = 32
@@ -82,6 +91,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.format in FORMATS, "format", self.format, f"one of {FORMATS}")
+        if self.template is None:
+            object.__setattr__(self, "template", "chat" if self.format == "inftythink_plus" else "native")
+        _check(self.template in TEMPLATES, "template", self.template, f"one of {TEMPLATES}")
+        _check(self.format != "inftythink_plus" or self.template == "chat", "template", self.template,
+               "chat for format inftythink_plus (its rows are chats; the native v1 strings cannot express them)")
         _check(self.report_to in REPORTERS, "report_to", self.report_to, f"one of {REPORTERS}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {PRECISIONS}")
         _check(self.packed_layout in PACKED_LAYOUTS, "packed_layout", self.packed_layout, f"one of {PACKED_LAYOUTS}")
@@ -97,6 +111,8 @@ class TrainConfig:
         if self.model == "scratch":
             _check(bool(self.scratch.get("chars")), "scratch.chars", self.scratch.get("chars"),
                    "the characters of the tokenizer's vocabulary (model: scratch builds a char-level tokenizer)")
+            _check(self.scratch.get("chat_template", "native") in SCRATCH_TEMPLATES, "scratch.chat_template",
+                   self.scratch.get("chat_template"), f"one of {SCRATCH_TEMPLATES}")
 
     def grad_accumulation(self, world_size: int) -> int:
         """Accumulation steps so that per_device x world x accumulation == global_batch_size."""

@@ -2,7 +2,7 @@
 
 Owns: ``char_tokenizer`` (a ``tokenizers`` BPE with no merges, so one token
 per character; specials ``<pad>``, ``<eos>``, ``<unk>``; its chat template renders
-the native round-1 prompt) and ``tiny_model``
+the native round-1 prompt, or a compact chat for InftyThink+ rows) and ``tiny_model``
 (a randomly initialised ``LlamaForCausalLM`` from a dict of LlamaConfig
 fields).  Both load back with ``AutoTokenizer``/``AutoModelForCausalLM``.
 
@@ -33,8 +33,32 @@ def native_chat_template() -> str:
             f"{{% if add_generation_prompt %}}{ASSISTANT_ROLE}{{% endif %}}")
 
 
-def char_tokenizer(chars: str = PRINTABLE):
-    """A fast tokenizer with one token per character of ``chars`` (duplicates ignored)."""
+# The InftyThink+ tiny model's own chat: short role markers (every character is a token of a
+# 256-token window).  Ours, not a protocol string: InftyThink+ rows only need *a* chat template.
+PLUS_USER, PLUS_ASSISTANT, PLUS_SYSTEM = "<|user|>", "<|assistant|>", "<|system|>"
+
+
+def plus_chat_template() -> str:
+    """A compact chat template for a model trained on InftyThink+ rows: ``<|user|>{q}<|assistant|>``.
+
+    Every turn is rendered (a system turn as ``<|system|>{s}``); an assistant turn ends with the
+    eos token, and the generation prompt opens the assistant turn, where the evaluator prefills
+    ``<history>…</history>`` from the second iteration on.
+    """
+    return ("{% for m in messages %}"
+            f"{{% if m['role'] == 'system' %}}{PLUS_SYSTEM}{{{{ m['content'] }}}}"
+            f"{{% elif m['role'] == 'user' %}}{PLUS_USER}{{{{ m['content'] }}}}"
+            f"{{% else %}}{PLUS_ASSISTANT}{{{{ m['content'] }}}}{{{{ eos_token }}}}{{% endif %}}"
+            "{% endfor %}"
+            f"{{% if add_generation_prompt %}}{PLUS_ASSISTANT}{{% endif %}}")
+
+
+CHAT_TEMPLATES = {"native": native_chat_template, "plus": plus_chat_template}
+
+
+def char_tokenizer(chars: str = PRINTABLE, chat_template: str = "native"):
+    """A fast tokenizer with one token per character of ``chars`` (duplicates ignored);
+    ``chat_template``: ``native`` or ``plus`` (see ``CHAT_TEMPLATES``)."""
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
@@ -48,16 +72,16 @@ def char_tokenizer(chars: str = PRINTABLE):
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
                                         unk_token="<unk>", model_max_length=10**6)
-    tokenizer.chat_template = native_chat_template()
+    tokenizer.chat_template = CHAT_TEMPLATES[chat_template]()
     return tokenizer
 
 
 def tiny_model(tokenizer, arch: dict | None = None, seed: int = 0):
-    """A fresh LlamaForCausalLM sized by ``arch`` (LlamaConfig fields; ``chars`` is ignored)."""
+    """A fresh LlamaForCausalLM sized by ``arch`` (LlamaConfig fields; ``chars`` and ``chat_template`` are ignored)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    fields = {**_ARCH_DEFAULTS, **{k: v for k, v in (arch or {}).items() if k != "chars"}}
+    fields = {**_ARCH_DEFAULTS, **{k: v for k, v in (arch or {}).items() if k not in ("chars", "chat_template")}}
     config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=None, **fields)
     torch.manual_seed(seed)
@@ -71,4 +95,4 @@ def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["SPECIALS", "PRINTABLE", "char_tokenizer", "tiny_model", "parameter_count"]
+__all__ = ["SPECIALS", "PRINTABLE", "CHAT_TEMPLATES", "char_tokenizer", "tiny_model", "parameter_count"]

@@ -1,4 +1,4 @@
-"""SFT recipe for InftyThink (and vanilla) checkpoints: one flat file, TRL's SFTTrainer on accelerate.
+"""SFT recipe for InftyThink, InftyThink+ (and vanilla) checkpoints: one flat file, TRL's SFTTrainer on accelerate.
 
 Run it through the CLI (``inftythink train --config training/configs/<name>.yaml [key=value ...]``)
 or directly under accelerate for several GPUs:
@@ -7,9 +7,15 @@ or directly under accelerate for several GPUs:
         training/recipes/sft.py --config training/configs/qwen2.5-math-7b_inftythink.yaml
 
 What it does, in order (setup -> train -> save):
-  1. rows: builder output (released schema: question, history, reasoning_process,
+  1. rows, by ``template``:
+     ``native`` (v1): builder output (released schema: question, history, reasoning_process,
      summary, conclusion) or prompt/completion rows -> prompt/completion pairs, built
      with ``inftythink_eval.templates`` so training and evaluation formats cannot drift;
+     ``chat`` (InftyThink+): ``messages`` rows -> token ids with a loss mask: the context turns
+     rendered by the base model's chat template as a generation prompt (the evaluator's prompt),
+     then the last assistant turn; no loss on the prompt nor on the turn's ``<history>…</history>``
+     span (``templates_plus.history_spans``, the cold-start recipe's loss-scale regex), loss on
+     the rest and on eos;
   2. model: a hub id / folder, or ``scratch`` (char tokenizer + tiny Llama);
   3. TRL SFTTrainer: loss on the completion only; best-fit packing, padding-free, with
      position ids reset per sample (transformers turns reset position ids into a
@@ -32,7 +38,8 @@ import sys
 import time
 from pathlib import Path
 
-from inftythink_eval.templates import native_prompt, native_target
+from inftythink_eval.templates import ASSISTANT_ROLE, USER_ROLE, native_prompt, native_target
+from inftythink_eval.templates_plus import history_spans, strip_think_opener
 from inftythink_eval.training.config import ConfigError, TrainConfig, load, to_dict
 
 SCHEMA_KEYS = ("question", "reasoning_process", "conclusion")
@@ -56,9 +63,47 @@ def to_prompt_completion(row: dict) -> dict:
                                         conclusion=row["conclusion"] if final else None)}
 
 
-def read_rows(paths) -> list[dict]:
+def to_chat_example(row: dict, tokenizer) -> dict:
+    """One chat row -> ``{input_ids, completion_mask}`` (mask 1 = loss) for the ``chat`` template.
+
+    Text = the chat template's generation prompt over the turns before the last (a ``<think>``
+    that the template opens itself is cut, as the evaluator does), then the last assistant turn,
+    then eos.  Masked: the prompt and every ``<history>…</history>`` span of the turn.  Each
+    masked/trained piece is tokenized on its own, prompt and history together: the ids of the
+    prompt + history are exactly what the evaluator feeds the model before it writes ``<think>``.
+    """
+    messages = row.get("messages")
+    if not messages or messages[-1].get("role") != "assistant" or len(messages) < 2:
+        raise ConfigError(f"chat row {str(row)[:200]!r}: expected messages = [..., user, assistant] (InftyThink+ "
+                          "cold-start rows, `inftythink data build --format plus`); v1 rows train with template: native")
+    if any(m["role"] == "user" and m["content"].startswith(USER_ROLE) and ASSISTANT_ROLE in m["content"]
+           for m in messages):
+        raise ConfigError("chat row holds a v1 native prompt (User:…Assistant:) in its user turn; these are v1 "
+                          "rows: train them with template: native, or build InftyThink+ rows with --format plus")
+    prompt, _ = strip_think_opener(tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True,
+                                                                 tokenize=False))
+    reply, pieces, cursor = messages[-1]["content"], [[prompt, False]], 0
+    for start, end in history_spans(reply):
+        pieces += [[reply[cursor:start], True], [reply[start:end], False]]
+        cursor = end
+    pieces.append([reply[cursor:], True])
+    merged: list[list] = []
+    for text, trained in pieces:
+        if merged and merged[-1][1] == trained:
+            merged[-1][0] += text
+        elif text:
+            merged.append([text, trained])
+    ids, mask = [], []
+    for text, trained in merged:
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        mask += [int(trained)] * len(piece)
+    return {"input_ids": ids + [tokenizer.eos_token_id], "completion_mask": mask + [1]}
+
+
+def read_rows(paths, convert=to_prompt_completion) -> list[dict]:
     """All rows of the data files (or of every .parquet/.jsonl in a folder, e.g. the builder's
-    ``instances/``), converted; a missing or unknown file is a clear error."""
+    ``instances/``), each through ``convert``; a missing or unknown file is a clear error."""
     rows: list[dict] = []
     files = [f for raw in paths for f in (sorted(Path(raw).glob("*.parquet")) + sorted(Path(raw).glob("*.jsonl"))
                                           if Path(raw).is_dir() else [Path(raw)])]
@@ -67,11 +112,11 @@ def read_rows(paths) -> list[dict]:
             raise ConfigError(f"training data {path} does not exist; build it first (see docs/training.md)")
         if path.suffix == ".jsonl":
             with path.open(encoding="utf-8") as fh:
-                rows += [to_prompt_completion(json.loads(line)) for line in fh if line.strip()]
+                rows += [convert(json.loads(line)) for line in fh if line.strip()]
         elif path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            rows += [to_prompt_completion(r) for r in pq.read_table(path).to_pylist()]
+            rows += [convert(r) for r in pq.read_table(path).to_pylist()]
         else:
             raise ConfigError(f"training data {path}: expected a .jsonl or .parquet file")
     if not rows:
@@ -87,7 +132,7 @@ def load_model(cfg: TrainConfig):
     if cfg.model == "scratch":
         from inftythink_eval.training.scratch import char_tokenizer, tiny_model
 
-        tokenizer = char_tokenizer(cfg.scratch["chars"])
+        tokenizer = char_tokenizer(cfg.scratch["chars"], cfg.scratch.get("chat_template", "native"))
         model = tiny_model(tokenizer, cfg.scratch, seed=cfg.seed)
     else:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
@@ -114,7 +159,9 @@ def make_trainer(cfg: TrainConfig, model=None, tokenizer=None, rows=None):
 
     if model is None:
         model, tokenizer = load_model(cfg)
-    rows = read_rows(cfg.data) if rows is None else rows
+    if rows is None:
+        chat = cfg.template == "chat"
+        rows = read_rows(cfg.data, (lambda row: to_chat_example(row, tokenizer)) if chat else to_prompt_completion)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     args = SFTConfig(
         output_dir=cfg.output_dir,
@@ -122,7 +169,7 @@ def make_trainer(cfg: TrainConfig, model=None, tokenizer=None, rows=None):
         packing=cfg.packing,
         packing_strategy="bfd",          # best-fit decreasing; implies padding-free + per-sample position ids
         padding_free=cfg.packing,
-        completion_only_loss=True,       # loss on targets only: prompt tokens get label -100
+        completion_only_loss=True,       # loss on targets only: prompt (and history) tokens get label -100
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.grad_accumulation(world),
         learning_rate=cfg.learning_rate,
