@@ -112,9 +112,53 @@ def _think_of(output: str) -> str:
 
 
 def final_answer_text(output: str) -> str:
-    """The conclusion handed to the task: the text after the last ``</think>``, else all of it."""
+    """The conclusion a mode hands to the task: the text after the last ``</think>``, else all of it.
+
+    Not the scoring rule: an output whose ``<think>`` never closed is handed on
+    whole, so that ``scored_text`` (the one truncation rule) can decide and say why.
+    """
     cut = output.rfind(THINK_CLOSE)
     return output if cut == -1 else output[cut + len(THINK_CLOSE):]
+
+
+# --- the one truncation rule (docs/metrics.md, "What is scored") -------------
+UNCLOSED_THINK_RULES = ("no_answer", "whole")
+DEFAULT_UNCLOSED_THINK = "no_answer"  # as lighteval: a missing </think> scores as an empty answer
+THINK_CLOSED, THINK_UNCLOSED, THINK_NONE = "closed", "unclosed", "none"
+UNCLOSED_THINK_NOTE = "no answer: <think> never closed"  # a scored sample's note under "no_answer"
+
+
+def check_unclosed_think(rule: str) -> str:
+    """``rule`` when it is a known ``unclosed_think`` value; else a ValueError that says how to set it."""
+    if rule not in UNCLOSED_THINK_RULES:
+        raise ValueError(f"unclosed_think must be one of {', '.join(UNCLOSED_THINK_RULES)}, got {rule!r}; "
+                         "set it in the task's metadata or with lm_eval --metadata '{\"unclosed_think\": \"whole\"}'")
+    return rule
+
+
+@dataclass(frozen=True)
+class ScoredText:
+    """What of a response a checker sees (``text``), and the response's thinking state (``think``)."""
+
+    text: str
+    think: str  # THINK_CLOSED, THINK_UNCLOSED (a <think> opened and never closed) or THINK_NONE (no tags)
+
+
+def scored_text(output: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> ScoredText:
+    """The one truncation rule: the part of a response that a task scores.
+
+    - with a ``</think>``: the text after the last one (thinking is never scored);
+    - a ``<think>`` opened and never closed (a trace cut off mid-thought, or one
+      reopened after the last ``</think>``): ``""`` (no answer) under
+      ``unclosed_think="no_answer"``, the default; under ``"whole"`` the text after
+      the last ``</think>``, else all of it (lm-eval's ``think_end_token`` rule);
+    - no think tags at all (instruct models): the whole text.
+    """
+    check_unclosed_think(unclosed_think)
+    after = final_answer_text(output)
+    if THINK_OPEN in after:
+        return ScoredText(after if unclosed_think == "whole" else "", THINK_UNCLOSED)
+    return ScoredText(after, THINK_CLOSED if len(after) != len(output) else THINK_NONE)
 
 
 def split_solution(solution: str) -> Optional[tuple[str, str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from inftythink_eval.scoring import SandboxLimits, run_many, run_python
-from inftythink_eval.scoring.sandbox import BASE_UID
+from inftythink_eval.scoring.sandbox import BASE_UID, UID_COUNT
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = SandboxLimits(wall_s=3, cpu_s=3, memory_mb=1024)
@@ -84,7 +84,7 @@ def test_own_folder_is_writable(attacks):
 
 def _sandbox_processes() -> list[str]:
     """Live (non-zombie) processes owned by a sandbox uid."""
-    uids, live = {BASE_UID + i for i in range(os.cpu_count() or 1)}, []
+    uids, live = set(range(BASE_UID, BASE_UID + UID_COUNT)), []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(l.split(":", 1) for l in status.read_text().splitlines() if ":" in l)
@@ -149,7 +149,16 @@ def test_passing_program_reports_passed():
 
 
 def test_limits_only_mode_still_contains_loops_and_memory():
-    """What a non-root user gets (isolate=False): resource limits, own session, stripped env, temp folder."""
-    limits = SandboxLimits(wall_s=2, cpu_s=2, memory_mb=1024, isolate=False)
-    loop, memory, ok = run_many(["while True:\n    pass\n", "b = bytearray(10 * 1024 ** 3)\n", "print('x')\n"], limits)
-    assert "timeout" in loop.reason and "memory" in memory.reason and ok.passed
+    """What a non-root user gets (isolate=False): resource limits, own session, stripped env, temp folder.
+
+    Each limit is tested where only it can fire, so the verdicts do not depend on the machine's load
+    (a busy loop under equal CPU and wall limits ends by either, whichever the scheduler lets fire first).
+    """
+    cpu_bound = SandboxLimits(wall_s=120, cpu_s=1, memory_mb=1024, isolate=False)  # the CPU limit fires first
+    wall_bound = SandboxLimits(wall_s=2, cpu_s=60, memory_mb=1024, isolate=False)  # a sleeper uses no CPU
+    loop, memory, ok = run_many(["while True:\n    pass\n", "b = bytearray(10 * 1024 ** 3)\n", "print('x')\n"],
+                                cpu_bound)
+    (sleeper,) = run_many(["import time\ntime.sleep(60)\n"], wall_bound)
+    assert not loop.passed and "(CPU 1 s or memory limit)" in loop.reason and loop.wall_s < 120, loop
+    assert not sleeper.passed and "timeout" in sleeper.reason and sleeper.wall_s < 30, sleeper
+    assert "memory" in memory.reason and ok.passed

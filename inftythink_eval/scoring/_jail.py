@@ -5,7 +5,7 @@ as root, new mount/network/PID/IPC namespaces (no network at all, every
 mount read-only except the sandbox folder, and every process of the
 sample dies with the namespace's first process), resource limits (CPU
 seconds, address space, file size, process count, open files, no core
-dumps), dropping to an unprivileged per-slot uid, parent-death signal,
+dumps), dropping to the unprivileged uid the caller leased, parent-death signal,
 then ``execve`` of the program with the stripped environment.  Not root:
 limits only.  Exit status 125 with a "jail:" line on stderr means the
 confinement itself failed (the caller must not score that as a sample).

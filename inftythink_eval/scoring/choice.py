@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..templates import final_answer_text
+from ..templates import DEFAULT_UNCLOSED_THINK, scored_text
 from .mathcheck import last_boxed
 
 
@@ -28,9 +28,12 @@ def _patterns(letters: str) -> list[re.Pattern]:
     ]
 
 
-def extract_choice(response: str, letters: str = "ABCD") -> Optional[str]:
-    """The chosen letter (upper case) or None.  Order: last ``\\boxed{}``, then answer phrases, then marks."""
-    text = final_answer_text(str(response)).strip()
+def extract_choice(response: str, letters: str = "ABCD", unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> Optional[str]:
+    """The chosen letter (upper case) or None.  Order: last ``\\boxed{}``, then answer phrases, then marks.
+
+    What is read is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).
+    """
+    text = scored_text(str(response), unclosed_think).text.strip()
     boxed = last_boxed(text)
     if boxed is not None:
         inner = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", boxed)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ..templates import final_answer_text
+from ..templates import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
 from .sandbox import SandboxLimits, run_many
 
 CONSENT_ENV = "HF_ALLOW_CODE_EVAL"
@@ -37,9 +37,12 @@ def require_consent() -> None:
             f"`{CONSENT_ENV}=1 lm_eval ... --tasks inftythink_humaneval --confirm_run_unsafe_code`")
 
 
-def extract_code(response: str) -> Optional[str]:
-    """The code of the last fenced ``python`` block of the final answer (else the last block); None without one."""
-    blocks = _FENCE_RE.findall(final_answer_text(str(response)))
+def extract_code(response: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> Optional[str]:
+    """The code of the last fenced ``python`` block of the final answer (else the last block); None without one.
+
+    The final answer is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).
+    """
+    blocks = _FENCE_RE.findall(scored_text(str(response), unclosed_think).text)
     if not blocks:
         return None
     python = [body for tag, body in blocks if tag.lower() in ("python", "py", "python3")]
@@ -52,21 +55,26 @@ def build_program(doc: dict, code: str) -> str:
     return f"{doc['setup']}\n\n{code}\n\n{doc['tests']}"
 
 
+def _no_code_note(response: str, unclosed_think: str) -> str:
+    scored = scored_text(str(response), unclosed_think)
+    return UNCLOSED_THINK_NOTE if scored.think == THINK_UNCLOSED and not scored.text else "no code block"
+
+
 @dataclass(frozen=True)
 class CodeVerdict:
     passed: bool
     code: Optional[str]
-    note: str   # "passed", "no code block", or the sandbox's reason (timeout, AssertionError, ...)
+    note: str   # "passed", "no code block", UNCLOSED_THINK_NOTE, or the sandbox's reason (timeout, AssertionError, ...)
 
 
 def check_code_many(pairs: Sequence[tuple[str, dict]], limits: SandboxLimits = SandboxLimits(),
-                    progress: bool = False) -> list[CodeVerdict]:
+                    progress: bool = False, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> list[CodeVerdict]:
     """Run every (response, doc) pair's program in the sandbox, in parallel across cores."""
     require_consent()
-    codes = [extract_code(response) for response, _ in pairs]
+    codes = [extract_code(response, unclosed_think) for response, _ in pairs]
     todo = [i for i, code in enumerate(codes) if code is not None]
     results = run_many([build_program(pairs[i][1], codes[i]) for i in todo], limits, progress=progress)
-    verdicts = [CodeVerdict(False, None, "no code block")] * len(pairs)
+    verdicts = [CodeVerdict(False, None, _no_code_note(response, unclosed_think)) for response, _ in pairs]
     for i, result in zip(todo, results):
         verdicts[i] = CodeVerdict(result.passed, codes[i], result.reason)
     return verdicts

@@ -18,12 +18,15 @@ import logging
 from typing import Callable, Optional, Sequence
 
 from ..result import SampleOutput, stats_of
+from ..templates import (DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, check_unclosed_think,
+                         scored_text)
 from .choice import extract_choice
 from .codecheck import check_code_many
 from .mathcheck import check_many
 from .metrics import question_metrics
 
 log = logging.getLogger(__name__)
+RULE_FIELD = "unclosed_think"  # the doc field that carries the task's truncation rule to the judging filters
 MATH_PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 CHOICE_PROMPT = ("Answer the following multiple-choice question. Think step by step, then give your final answer "
                  "as the letter of the correct option in \\boxed{{}}, for example \\boxed{{A}}.\n\n{question}\n\n{options}")
@@ -34,13 +37,22 @@ MBPP_PROMPT = ("{prompt}\nYour code should pass this test:\n\n{first_test}\n\n"
 
 
 # --- data and prompts -------------------------------------------------------------
-def load_benchmark(benchmark: Optional[str] = None, **_: object):
-    """``custom_dataset`` hook: ``dataset_kwargs: {benchmark: <name>}`` in the task YAML."""
+def load_benchmark(benchmark: Optional[str] = None, unclosed_think: str = DEFAULT_UNCLOSED_THINK, **_: object):
+    """``custom_dataset`` hook: ``dataset_kwargs: {benchmark: <name>}`` in the task YAML.
+
+    lm-eval passes the task's ``metadata`` here too (with ``lm_eval --metadata '{...}'`` merged in):
+    its ``unclosed_think`` key (``templates.scored_text``) is stamped on every doc, where the judging
+    filters read it and where ``--log_samples`` shows it.
+    """
     from ..benchdata import load_dataset_dict
 
     if benchmark is None:
         raise ValueError("task YAML must set dataset_kwargs: {benchmark: <name>} (see inftythink_eval.benchdata)")
-    return load_dataset_dict(benchmark)
+    rule = check_unclosed_think(unclosed_think)
+    data = load_dataset_dict(benchmark)
+    for split in list(data):
+        data[split] = data[split].add_column(RULE_FIELD, [rule] * len(data[split]))
+    return data
 
 
 def math_prompt(doc: dict) -> str:
@@ -64,26 +76,38 @@ class Judged(SampleOutput):
     correct: bool
     key: Optional[str]   # majority-vote key (None: no answer / no voting)
     note: str            # how it was judged: boxed, fallback, no answer, timeout, passed, AssertionError, ...
+    think: str           # the response's thinking state (templates.scored_text): closed, unclosed, none
 
-    def __new__(cls, text: str, source, correct: bool, key: Optional[str], note: str) -> "Judged":
+    def __new__(cls, text: str, source, correct: bool, key: Optional[str], note: str,
+                think: Optional[str] = None) -> "Judged":
         obj = super().__new__(cls, text, stats_of(source), getattr(source, "trace_id", ""))
         obj.correct, obj.key, obj.note = bool(correct), key, note
+        obj.think = think if think is not None else scored_text(str(source)).think
         return obj
 
     def __reduce__(self):
-        return (_rebuild, (str(self), self.stats, self.trace_id, self.correct, self.key, self.note))
+        return (_rebuild, (str(self), self.stats, self.trace_id, self.correct, self.key, self.note, self.think))
 
 
-def _rebuild(text, stats, trace_id, correct, key, note) -> Judged:
+def _rebuild(text, stats, trace_id, correct, key, note, think=None) -> Judged:
     source = SampleOutput("", stats, trace_id)
-    return Judged(text, source, correct, key, note)
+    return Judged(text, source, correct, key, note, think)
+
+
+def _rule_of(docs: Sequence) -> str:
+    """The truncation rule of one task's docs (stamped by ``load_benchmark``; the default when absent)."""
+    rules = {doc.get(RULE_FIELD, DEFAULT_UNCLOSED_THINK) for doc in docs} or {DEFAULT_UNCLOSED_THINK}
+    if len(rules) > 1:
+        raise ValueError(f"docs of one judging pass carry different {RULE_FIELD} rules {sorted(rules)}; "
+                         "expected one per task (set it in the task's metadata)")
+    return check_unclosed_think(rules.pop())
 
 
 def _judge_all(resps: Sequence, docs: Sequence, judge_pairs: Callable) -> list[list[Judged]]:
-    """Flatten (question, repeat) pairs, judge them in one pass, regroup per question."""
+    """Flatten (question, repeat) pairs, judge them in one pass under the task's rule, regroup per question."""
     groups = [list(r) if isinstance(r, (list, tuple)) else [r] for r in resps]
     pairs = [(resp, doc) for group, doc in zip(groups, docs) for resp in group]
-    judged = judge_pairs(pairs)
+    judged = judge_pairs(pairs, _rule_of(docs))
     out, start = [], 0
     for group in groups:
         out.append(judged[start:start + len(group)])
@@ -91,8 +115,8 @@ def _judge_all(resps: Sequence, docs: Sequence, judge_pairs: Callable) -> list[l
     return out
 
 
-def _math_pairs(pairs):
-    verdicts = check_many([(str(resp), str(doc["answer"])) for resp, doc in pairs], progress=len(pairs) > 100)
+def _math_pairs(pairs, rule: str):
+    verdicts = check_many([(str(resp), str(doc["answer"]), rule) for resp, doc in pairs], progress=len(pairs) > 100)
     timeouts = sum(v.note == "timeout" for v in verdicts)
     if timeouts:
         log.warning("%d of %d math checks hit the time limit and were scored incorrect (metric check_timeout)",
@@ -100,16 +124,19 @@ def _math_pairs(pairs):
     return [Judged(v.answer or "", resp, v.correct, v.key, v.note) for (resp, _), v in zip(pairs, verdicts)]
 
 
-def _choice_pairs(pairs):
+def _choice_pairs(pairs, rule: str):
     out = []
     for resp, doc in pairs:
-        letter = extract_choice(resp)
-        out.append(Judged(letter or "", resp, letter == doc["answer"], letter, "letter" if letter else "no answer"))
+        letter = extract_choice(resp, unclosed_think=rule)
+        scored = scored_text(str(resp), rule)
+        note = "letter" if letter else UNCLOSED_THINK_NOTE if scored.think == THINK_UNCLOSED and not scored.text \
+            else "no answer"
+        out.append(Judged(letter or "", resp, letter == doc["answer"], letter, note))
     return out
 
 
-def _code_pairs(pairs):
-    verdicts = check_code_many([(str(resp), doc) for resp, doc in pairs], progress=len(pairs) > 20)
+def _code_pairs(pairs, rule: str):
+    verdicts = check_code_many([(str(resp), doc) for resp, doc in pairs], progress=len(pairs) > 20, unclosed_think=rule)
     return [Judged(v.code or "", resp, v.passed, None, v.note) for (resp, _), v in zip(pairs, verdicts)]
 
 
@@ -135,7 +162,8 @@ def _metrics(doc: dict, results: list, judge: Callable, vote: bool) -> dict:
         samples = judge([samples], [doc])[0]
     keys = [s.key for s in samples] if vote else None
     timeouts = sum(s.note == "timeout" for s in samples)
-    return question_metrics([s.correct for s in samples], samples, keys, timeouts)
+    unclosed = sum(s.think == THINK_UNCLOSED for s in samples)
+    return question_metrics([s.correct for s in samples], samples, keys, timeouts, unclosed)
 
 
 def math_results(doc, results):

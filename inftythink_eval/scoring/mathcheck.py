@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import product
 from typing import Optional, Sequence
 
-from ..templates import final_answer_text
+from ..templates import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
 from .timelimit import TIMED_OUT, shared_pool
 
 CHECK_SECONDS = 10.0      # hard limit per check (worker killed past it)
@@ -30,7 +31,11 @@ class MathVerdict:
     correct: bool
     answer: Optional[str]
     key: Optional[str]    # canonical form for majority voting (equal keys = same answer)
-    note: str             # "boxed", "fallback", "no answer", "timeout", "error: ..."
+    note: str             # "boxed", "fallback", "no answer", UNCLOSED_THINK_NOTE, "timeout", "error: ..."
+
+
+class _InnerTimeout(Exception):
+    """math-verify's own (signal) time limit fired inside a parse or a comparison."""
 
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -98,49 +103,97 @@ def light_normalize(latex: str) -> str:
     return number if number is not None else s
 
 
-def _parse(latex: str):
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+def _raise_if_threaded(exc: Exception) -> None:
+    """math-verify's signal limit refuses to run outside a main thread: a setup error, never "not equal"."""
+    if isinstance(exc, ValueError) and "threaded environment" in str(exc):
+        raise exc
 
-    configs = [LatexExtractionConfig(), ExprExtractionConfig()]
-    return parse("\\boxed{" + latex + "}", extraction_config=configs, parsing_timeout=_INNER_SECONDS)
+
+def _mv_parse(text: str) -> list:
+    """math-verify's ``parse`` with its errors read as "nothing parsed", as its own default does,
+    except its time limit, which raises ``_InnerTimeout`` (counted in check_timeout, not scored silently)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify.errors import TimeoutException
+
+    try:
+        return parse(text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
+                     parsing_timeout=_INNER_SECONDS, raise_on_error=True)
+    except TimeoutException as exc:
+        raise _InnerTimeout("math-verify parse") from exc
+    except Exception as exc:  # noqa: BLE001 - unparseable input is "nothing parsed", as in math-verify's default
+        _raise_if_threaded(exc)
+        return []
+
+
+def _mv_equal(gold: list, pred: list) -> tuple[bool, bool]:
+    """(equal, timed out): math-verify's ``verify`` over every (gold, pred) pair, as ``verify`` itself does,
+    a pair that errs counting as unequal and a pair that hits math-verify's time limit reported."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    timed_out = False
+    for g, p in product(gold, pred):
+        try:
+            if verify(g, p, timeout_seconds=_INNER_SECONDS, raise_on_error=True):
+                return True, timed_out
+        except TimeoutException:
+            timed_out = True
+        except Exception as exc:  # noqa: BLE001 - an error in one comparison is "not equal", as in math-verify's
+            _raise_if_threaded(exc)
+    return False, timed_out
 
 
 def _equivalent(gold: str, pred: str) -> bool:
-    from math_verify import verify
-
+    """Equal under math-verify; raises ``_InnerTimeout`` when unequal but some step hit its time limit."""
     candidates = {(gold, pred), (light_normalize(gold), light_normalize(pred))}
+    timed_out = False
     for g, p in candidates:
         if g and g == p:
             return True
-        gp, pp = _parse(g), _parse(p)
-        if gp and pp and verify(gp, pp, timeout_seconds=_INNER_SECONDS):
+        try:
+            gp, pp = _mv_parse("\\boxed{" + g + "}"), _mv_parse("\\boxed{" + p + "}")
+        except _InnerTimeout:
+            timed_out = True
+            continue
+        equal, late = _mv_equal(gp, pp) if gp and pp else (False, False)
+        if equal:
             return True
+        timed_out = timed_out or late
+    if timed_out:
+        raise _InnerTimeout("math-verify comparison")
     return False
 
 
 def _fallback_answer(text: str) -> Optional[str]:
     """No box: math-verify's extraction ("final answer is ...", last expression) on the final text."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
-    parsed = parse(text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
-                   parsing_timeout=_INNER_SECONDS)
+    parsed = _mv_parse(text)
     return parsed[1] if len(parsed) > 1 and isinstance(parsed[1], str) else None
 
 
-def check_math(response: str, gold: str) -> MathVerdict:
-    """Is the answer in ``response`` equivalent to ``gold``?  Pure; may be slow on hostile input."""
-    text = final_answer_text(str(response))
-    answer, note = last_boxed(text), "boxed"
-    if answer is None:
-        answer, note = _fallback_answer(text), "fallback"
-    if answer is None or not answer.strip():
-        return MathVerdict(False, None, None, "no answer")
-    return MathVerdict(_equivalent(str(gold), answer), answer, light_normalize(answer), note)
+def check_math(response: str, gold: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> MathVerdict:
+    """Is the answer in ``response`` equivalent to ``gold``?  Pure; may be slow on hostile input.
+
+    What is read is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).  A check
+    that math-verify's own time limit cut short is incorrect with note "timeout", like a hard timeout.
+    """
+    scored = scored_text(str(response), unclosed_think)
+    if scored.think == THINK_UNCLOSED and not scored.text:
+        return MathVerdict(False, None, None, UNCLOSED_THINK_NOTE)
+    answer, note = last_boxed(scored.text), "boxed"
+    try:
+        if answer is None:
+            answer, note = _fallback_answer(scored.text), "fallback"
+        if answer is None or not answer.strip():
+            return MathVerdict(False, None, None, "no answer")
+        return MathVerdict(_equivalent(str(gold), answer), answer, light_normalize(answer), note)
+    except _InnerTimeout:
+        return MathVerdict(False, answer, light_normalize(answer) if answer else None, "timeout")
 
 
 def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS,
                progress: bool = False) -> list[MathVerdict]:
-    """``check_math`` over (response, gold) pairs in parallel worker processes, each under ``limit`` seconds.
+    """``check_math`` over (response, gold[, unclosed_think]) tuples in parallel worker processes,
+    each under ``limit`` seconds.
 
     A check past the limit, or one that crashed, is incorrect and says so in ``note``.
     """

@@ -62,8 +62,9 @@ def stat_means(samples: Sequence) -> dict[str, float]:
 
 
 def question_metrics(correct: Sequence[bool], samples: Sequence, keys: Optional[Sequence[Optional[str]]] = None,
-                     timeouts: int = 0) -> dict[str, float]:
-    """All metrics of one question: acc, pass@k, maj@k (when ``keys`` given), check_timeout, engine stats."""
+                     timeouts: int = 0, unclosed: int = 0) -> dict[str, float]:
+    """All metrics of one question: acc, pass@k, maj@k (when ``keys`` given), check_timeout, think_unclosed
+    (``unclosed`` of the n samples opened a ``<think>`` and never closed it), engine stats."""
     n, c = len(correct), sum(bool(x) for x in correct)
     if n == 0:
         raise ValueError("question_metrics needs at least one sample")
@@ -73,5 +74,6 @@ def question_metrics(correct: Sequence[bool], samples: Sequence, keys: Optional[
         if keys is not None:
             out[f"maj@{k}"] = maj_at_k(keys, correct, k)
     out["check_timeout"] = timeouts / n
+    out["think_unclosed"] = unclosed / n
     out.update(stat_means(samples))
     return out

@@ -7,29 +7,48 @@ the folder removed afterwards) and many runs in parallel across cores
 (``run_many``).  The confinement itself is done by ``_jail.py`` in the
 child: as root, no network (new network namespace), a read-only file
 system except the sandbox folder, a PID namespace, and an unprivileged
-per-slot uid; otherwise resource limits only (see docs/tasks.md).
+leased uid (see below); otherwise resource limits only (see docs/tasks.md).
 
-Does not know: tests, benchmarks, what "passing" means beyond exit 0.
+A pass is an exit status 0 AFTER the program's last line ran: ``run_python``
+appends a line that writes a per-run random token to a file the parent checks,
+so a program that exits 0 early (``sys.exit``, ``os._exit``, ``unittest.main()``
+before the tests) fails.  This guards against early exits, not against a
+program written to forge the token (it can read its own source).
+
+Uids: each run leases one uid of ``BASE_UID .. BASE_UID + UID_COUNT - 1``
+with an exclusive ``flock`` on ``UID_LOCK_DIR/<uid>.lock``, so runs in other
+processes on the same machine (other evaluations) never share a uid, and so
+never share its process-count limit.  The kernel drops the lock when its
+holder dies: no stale leases.
+
+Does not know: tests, benchmarks, what "passing" means beyond "ran to its end and exited 0".
 """
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import os
-import queue
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 _JAIL = str(Path(__file__).with_name("_jail.py"))
-BASE_UID = 61000  # slot i runs as uid BASE_UID + i (root only)
+BASE_UID = 61000     # runs lease uids BASE_UID .. BASE_UID + UID_COUNT - 1 (root only)
+UID_COUNT = 4096
+UID_LOCK_DIR = "/run/inftythink-sandbox"  # one lock file per uid, shared by every process on the machine
+_DONE_FILE = ".ran-to-end"
 _SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
              "PYTHONHASHSEED": "0"}
 
@@ -70,13 +89,17 @@ class SandboxResult:
     stdout: str
     stderr: str
     wall_s: float
+    uid: Optional[int] = None  # the uid it ran as (None: limits only)
 
 
-def _reason(rc: Optional[int], stderr: str, timed_out: bool, limits: SandboxLimits) -> str:
+EARLY_EXIT = "failed: exited 0 before its last line ran (sys.exit, os._exit or unittest.main() before the tests?)"
+
+
+def _reason(rc: Optional[int], stderr: str, timed_out: bool, limits: SandboxLimits, ran_to_end: bool) -> str:
     if timed_out:
         return f"timeout: over the {limits.wall_s:g} s wall-clock limit"
     if rc == 0:
-        return "passed"
+        return "passed" if ran_to_end else EARLY_EXIT
     if "MemoryError" in stderr:
         return f"memory: over the {limits.memory_mb} MB address-space limit (MemoryError)"
     sig = -rc if rc < 0 else rc - 128 if rc > 128 else None
@@ -94,45 +117,128 @@ def _tail(path: Path, limit: int = 8192) -> str:
         return handle.read().decode("utf-8", "replace")
 
 
-def run_python(code: str, limits: SandboxLimits = SandboxLimits(), slot: int = 0) -> SandboxResult:
+def run_python(code: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
     """Run ``code`` as a Python program inside the sandbox (one fresh folder, removed afterwards)."""
     isolated = limits.isolated
+    if not isolated:
+        return _run_as(code, limits, None)
+    with _lease_uid() as uid:
+        return _run_as(code, limits, uid)
+
+
+def _run_as(code: str, limits: SandboxLimits, uid: Optional[int]) -> SandboxResult:
+    if uid is not None:
+        _check_reachable(Path(tempfile.gettempdir()), uid)
     base = Path(tempfile.mkdtemp(prefix="inftythink-sandbox-"))
     base.chmod(0o711)  # the dropped uid may enter, not list
     work = base / "work"
     work.mkdir()
-    (work / "main.py").write_text(code, encoding="utf-8")
-    uid = BASE_UID + slot if isolated else None
+    token = secrets.token_hex(16)
+    marker = f"\n\n# sandbox: reached only when every line above ran\n" \
+             f"__import__('builtins').open({str(work / _DONE_FILE)!r}, 'w').write({token!r})\n"
+    (work / "main.py").write_text(code + marker, encoding="utf-8")
     if uid is not None:
         os.chown(work, uid, uid)
         os.chown(work / "main.py", uid, uid)
     env = dict(_SAFE_ENV, HOME=str(work), TMPDIR=str(work))
-    python, binds = _interpreter(work, uid)
-    config = {"workdir": str(work), "uid": uid, "isolate": isolated, "env": env, "binds": binds,
-              "argv": [python, "-I", "main.py"],
+    config = {"workdir": str(work), "uid": uid, "isolate": uid is not None, "env": env,
               "limits": {"cpu_s": limits.cpu_s, "as_bytes": limits.memory_mb << 20,
                          "fsize_bytes": limits.file_mb << 20, "nproc": limits.nproc, "nofile": limits.nofile}}
-    out_path, err_path = base / "stdout", base / "stderr"
     start = time.monotonic()
     try:
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", _JAIL, json.dumps(config)], cwd=work, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(proc.pid)
-            proc.wait()
-        stdout, stderr = _tail(out_path), _tail(err_path)
+        python, config["binds"] = _interpreter(work, uid)
+        config["argv"] = [python, "-I", "main.py"]
+        rc, timed_out = _launch(config, base, limits.wall_s)
+        stdout, stderr = _tail(base / "stdout"), _tail(base / "stderr")
+        ran_to_end = _read_small(work / _DONE_FILE) == token
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    if proc.returncode == 125 and "jail:" in stderr:
-        raise SandboxError(f"sandbox setup failed: {stderr.strip().splitlines()[-1]} "
-                           "(run as root for full isolation, or pass SandboxLimits(isolate=False))")
-    reason = _reason(proc.returncode, stderr, timed_out, limits)
-    return SandboxResult(reason == "passed", reason, proc.returncode, stdout, stderr, time.monotonic() - start)
+    if rc == 125 and "jail:" in stderr:
+        raise SandboxError(_setup_failure(stderr, uid))
+    reason = _reason(rc, stderr, timed_out, limits, ran_to_end)
+    return SandboxResult(reason == "passed", reason, rc, stdout, stderr, time.monotonic() - start, uid)
+
+
+def _launch(config: dict, base: Path, wall_s: float) -> tuple[Optional[int], bool]:
+    """Run the jail with ``config``; (exit status, timed out).  Output goes to ``base``/stdout|stderr."""
+    with open(base / "stdout", "wb") as out, open(base / "stderr", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-I", "-S", _JAIL, json.dumps(config)], cwd=config["workdir"],
+                                env=config["env"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=wall_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        _kill_group(proc.pid)
+        proc.wait()
+    return proc.returncode, timed_out
+
+
+def _read_small(path: Path, limit: int = 256) -> Optional[str]:
+    """A short regular file's text, never following a link or blocking on a FIFO the program left there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
+def _setup_failure(stderr: str, uid: Optional[int]) -> str:
+    line = stderr.strip().splitlines()[-1]
+    if uid is None:
+        return f"sandbox setup failed: {line}"
+    if os.geteuid() != 0:
+        return f"sandbox setup failed: {line} (run as root for full isolation, or pass SandboxLimits(isolate=False))"
+    return (f"sandbox setup failed as root: {line}. Expected: new mount/network/PID namespaces and uid {uid} "
+            "allowed here; in a container this needs e.g. --privileged or CAP_SYS_ADMIN. For limits only, pass "
+            "SandboxLimits(isolate=False)")
+
+
+def _check_reachable(folder: Path, uid: int) -> None:
+    """The sandbox folder goes under ``folder``: every folder above it must let other users pass (o+x)."""
+    for parent in [folder.resolve(), *folder.resolve().parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            raise SandboxError(
+                f"the sandbox folder would be created under {folder}, but {parent} (mode {stat.S_IMODE(mode):04o}) "
+                f"does not let other users pass, so the sandbox uid {uid} cannot enter its own folder. "
+                f"Set TMPDIR to a folder every user can traverse (e.g. TMPDIR=/tmp), or chmod o+x {parent}")
+
+
+@contextmanager
+def _lease_uid() -> Iterator[int]:
+    """An unused sandbox uid, held (flock) until the run ends; other processes skip it."""
+    try:
+        os.makedirs(UID_LOCK_DIR, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise SandboxError(f"cannot create the uid lock folder {UID_LOCK_DIR}: {exc}; it must be writable by "
+                           "root (isolated runs need root)") from exc
+    first = next(_uid_cursor)
+    for i in range(UID_COUNT):
+        uid = BASE_UID + (first + i) % UID_COUNT
+        fd = os.open(os.path.join(UID_LOCK_DIR, f"{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)  # releases the lease
+        return
+    raise SandboxError(f"all {UID_COUNT} sandbox uids ({BASE_UID}..{BASE_UID + UID_COUNT - 1}) are in use by "
+                       f"running sandboxes (locks in {UID_LOCK_DIR}); run fewer sandboxes at once")
+
+
+# each process starts at its own place and moves on every run, so a uid is rarely reused soon after its last run
+_uid_cursor = itertools.count(secrets.randbelow(UID_COUNT))
 
 
 def _interpreter(work: Path, uid: Optional[int]) -> tuple[str, list]:
@@ -168,19 +274,8 @@ def run_many(programs: Sequence[str], limits: SandboxLimits = SandboxLimits(), w
              progress: bool = False) -> list[SandboxResult]:
     """``run_python`` over many programs in parallel (one per core by default), results in input order."""
     workers = max(1, workers or os.cpu_count() or 1)
-    slots: "queue.Queue[int]" = queue.Queue()
-    for i in range(workers):
-        slots.put(i)
-
-    def one(code: str) -> SandboxResult:
-        slot = slots.get()
-        try:
-            return run_python(code, limits, slot)
-        finally:
-            slots.put(slot)
-
     from tqdm.auto import tqdm
 
     with ThreadPoolExecutor(workers) as threads:
-        results = threads.map(one, programs)
+        results = threads.map(lambda code: run_python(code, limits), programs)
         return list(tqdm(results, total=len(programs), desc="sandbox", disable=not progress))
