@@ -61,3 +61,19 @@ def test_pool_kills_a_hung_call_from_a_worker_thread():
 def test_exception_in_worker_is_an_error_not_a_crash():
     verdict = check_many([(r"\boxed{1}", None)])[0]  # gold None: str(None) is not a valid answer, still no crash
     assert verdict.correct is False
+
+
+def test_math_verifys_own_timeout_is_a_timeout_not_a_wrong_answer(monkeypatch):
+    """math-verify's signal limit (inside the worker) used to return "not equal": scored wrong, not in check_timeout."""
+    from inftythink_eval.scoring import hooks, mathcheck
+
+    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 1)  # here, in the main thread, math-verify's own limit fires
+    verdict = check_math(r"\boxed{(x+1)^{400}-(x-1)^{400}}", r"(x+2)^{400}")
+    assert not verdict.correct and verdict.note == "timeout", verdict
+    judged = hooks.Judged(verdict.answer or "", "response", verdict.correct, verdict.key, verdict.note)
+    assert hooks.math_results({"answer": "(x+2)^{400}"}, [[judged]])["check_timeout"] == 1.0
+
+
+def test_math_verify_errors_still_read_as_not_equal():
+    assert check_math(r"\boxed{\frac{1}{}}", "2").correct is False  # malformed LaTeX: no crash, no timeout
+    assert check_math(r"\boxed{\frac{1}{}}", "2").note != "timeout"
