@@ -1,6 +1,6 @@
 """The call cache: every finished call, keyed by what determines it, so a killed run resumes exactly.
 
-Owns: the key (backend model id, backend role, prompt, sampling parameters
+Owns: the key (backend fingerprint, backend role, prompt, sampling parameters
 including the seed), an append-only JSON-lines store under the cache folder
 (one line per finished call, flushed and fsynced as it is written, a torn
 last line from a crash is ignored on load) and lookups.
@@ -20,13 +20,15 @@ from typing import Optional
 
 from .backends.base import Completion, Request
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keys hold the backend fingerprint and top_k/min_p
 
 
-def call_key(model_id: str, backend_role: str, request: Request) -> str:
+def call_key(fingerprint: dict | str, backend_role: str, request: Request) -> str:
+    """Key of one call: the backend's fingerprint (backend, weights, dtype, revision, device, ...),
+    its role, the prompt and every sampling parameter including the seed."""
     p = request.params
-    material = json.dumps([FORMAT_VERSION, model_id, backend_role, request.prompt, p.max_tokens, p.temperature,
-                           p.top_p, list(p.stop), p.seed], ensure_ascii=False)
+    material = json.dumps([FORMAT_VERSION, fingerprint, backend_role, request.prompt, p.max_tokens, p.temperature,
+                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

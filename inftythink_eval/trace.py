@@ -48,8 +48,9 @@ class CallRecord:
     finish_reason: str
     output_ids: Optional[tuple[int, ...]]
     submitted: float  # wall clock (time.time()) when the request was handed to the scheduler
-    finished: float   # wall clock when its completion came back
+    finished: float   # wall clock when this request finished (its own, not its batch's)
     cached: bool = False
+    first_token: Optional[float] = None  # wall clock of its first output token, where the engine reports it
 
     @property
     def latency(self) -> float:
@@ -62,7 +63,8 @@ class Final:
 
     answer: str            # text handed to the task (after the last </think>)
     truncated: bool = False
-    reason: str = "done"   # "done", "length", "max_rounds", "format"
+    reason: str = "done"   # "done", "length", "max_rounds", "format", "error"
+    error: Optional[str] = None  # with reason "error": why a request of this sample failed for good
 
 
 @dataclass(frozen=True)

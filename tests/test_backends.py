@@ -68,3 +68,43 @@ def test_registry_errors_name_the_choices():
         backend_class("mystery")
     with pytest.raises(ImportError, match=r"pip install 'inftythink-eval\[vllm\]'"):
         backend_class("vllm")
+
+
+def test_each_request_returns_when_it_finishes_not_when_its_batch_does(hf):
+    """A 2-token and a 96-token request in one batch on the real model: the short one's LAT is a small
+    fraction of the long one's (before: both got the batch's time)."""
+    prompt = hf.apply_chat_template([{"role": "user", "content": "Write a long story about a cat."}])
+    short, long = hf.generate([Request(prompt, SamplingParams(max_tokens=2)),
+                               Request(prompt, SamplingParams(max_tokens=96))])
+    assert hf.batches[-1] == 2
+    assert (short.output_tokens, long.output_tokens) == (2, 96), (short.output_tokens, long.output_tokens)
+    lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
+    assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
+    assert long.first_token is not None and long.submitted <= long.first_token <= long.finished
+
+
+def test_sampled_requests_share_a_batch_and_follow_their_own_seeds(hf):
+    """Requests with different seeds and temperatures batch together; a request's sample depends on its
+    seed, not on its row in the batch (each row draws from its own generator).  Across batch *sizes* the
+    floating-point sums can differ in the last bits, so only same-size batches are compared exactly."""
+    prompt = hf.apply_chat_template([{"role": "user", "content": "Name a fruit."}])
+    params = [SamplingParams(max_tokens=8, temperature=t, top_p=0.95, top_k=k, seed=s)
+              for t, k, s in ((1.0, 0, 1), (0.7, 20, 2), (1.2, 0, 3), (0.0, 0, None))]
+    together = hf.generate([Request(prompt, p) for p in params])
+    assert hf.batches[-1] == 4
+    permuted = hf.generate([Request(prompt, p) for p in reversed(params)])[::-1]
+    assert [c.output_ids for c in permuted] == [c.output_ids for c in together]
+    again = hf.generate([Request(prompt, p) for p in params])
+    assert [c.output_ids for c in again] == [c.output_ids for c in together]
+    other_seed = hf.generate([Request(prompt, SamplingParams(max_tokens=8, temperature=1.0, top_p=0.95, seed=99))])[0]
+    assert other_seed.output_ids != together[0].output_ids
+
+
+def test_a_stop_string_cut_counts_no_pad_tokens(hf):
+    """A row cut by a stop string in a batch counts the tokens up to the stop, not the batch's width."""
+    prompt = hf.apply_chat_template([{"role": "user", "content": "List three colours, one per line."}])
+    cut, full = hf.generate([Request(prompt, SamplingParams(max_tokens=40, stop=("\n",))),
+                             Request(prompt, SamplingParams(max_tokens=40))])
+    assert cut.finish_reason == "stop" and "\n" not in cut.text
+    assert cut.output_tokens == len(cut.output_ids) < full.output_tokens
+    assert hf.decode(cut.output_ids).startswith(cut.text)

@@ -69,6 +69,21 @@ def test_delethink_carries_head_and_tail_tokens():
     assert trace.calls[1].output_tokens == 12  # C - m new tokens
 
 
+def test_delethink_carryover_above_half_a_chunk_keeps_m_tokens():
+    """Issue 12: with m > C/2 a later chunk writes only C - m < m tokens; the carryover must still be m tokens,
+    cut from the reasoning so far (the previous carryover + the last output), not from the last output alone."""
+    words = [f" t{i}" for i in range(200)]
+    backend = ScriptedBackend([{"match": "", "output": "".join(words)}])
+    params = ModeParams(chunk=20, carryover=15, keep_head=2, max_chunks=3)
+    trace = Engine(backend, "delethink", params, progress=False).run([sample(question="Q?")])[0]
+    first, second = (word_tokens(c.output) for c in trace.calls[:2])
+    assert len(first) == 20 and len(second) == 5  # C, then C - m
+    assert trace.calls[1].prompt == "Q?" + "".join(first[:2]) + "".join(first[-15:])
+    carried = (first[-15:] + second)[-15:]
+    assert trace.calls[2].prompt == "Q?" + "".join(first[:2]) + "".join(carried)
+    assert backend.count_tokens(trace.calls[2].prompt) == 1 + 2 + 15
+
+
 class FailingAfter(ScriptedBackend):
     """A scripted backend that breaks down after a number of calls (a killed run)."""
 
@@ -76,10 +91,10 @@ class FailingAfter(ScriptedBackend):
         super().__init__(script, max_batch=1)
         self.fail_after = fail_after
 
-    def generate(self, requests):
+    def submit(self, request):
         if self.calls >= self.fail_after:
             raise ConnectionError("engine died")
-        return super().generate(requests)
+        return super().submit(request)
 
 
 ROUNDS = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
@@ -140,3 +155,51 @@ def test_native_template_renders_protocol_prompt_in_any_mode():
     s = Sample("n", "Q?", SamplingParams(max_tokens=10), chat=True, native=True)
     trace = Engine(backend, "vanilla", progress=False).run([s])[0]
     assert trace.calls[0].prompt == "User:Q?Assistant:"
+
+
+class BrokenMode:
+    """A mode whose next_call raises on the second call (e.g. a tokenizer error inside a mode)."""
+
+    name = "broken"
+
+    def next_call(self, sample, calls):
+        if calls:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad byte from the tokenizer")
+        from inftythink_eval.trace import REASON, Call
+
+        return Call(REASON, sample.question, sample.params)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01])
+def test_exception_in_next_call_ends_the_run_with_a_clear_error(tmp_path, delay):
+    """Not a hang: the run ends within seconds, naming the error, with the finished call kept in the cache."""
+    import time
+
+    backend = ScriptedBackend([{"match": "", "output": "x"}], delay=delay)
+    engine = Engine(backend, "vanilla", cache=CallCache(tmp_path), progress=False)
+    engine.mode = BrokenMode()
+    start = time.time()
+    with pytest.raises(BackendError, match="UnicodeDecodeError.*1 finished calls are kept in the cache"):
+        engine.run([sample(0)])
+    assert time.time() - start < 10
+    assert len(CallCache(tmp_path)) == 1
+
+
+def test_a_request_that_fails_for_good_costs_its_sample_only():
+    script = [{"match": "bad", "outputs": [{"error": "HTTP 400: context length exceeded"}]},
+              {"match": "", "output": "<think>\nx\n</think>fine"}]
+    samples = [sample(0, question="good"), sample(1, question="bad one"), sample(2, question="good too")]
+    traces = Engine(ScriptedBackend(script), "vanilla", progress=False).run(samples)
+    assert [t.final.reason for t in traces] == ["done", "error", "done"]
+    assert "context length exceeded" in traces[1].error and traces[1].final.answer == ""
+
+
+def test_each_request_finishes_on_its_own_clock():
+    """Control flow only (scripted timings are not evidence): a 2-token and a 96-token request submitted
+    together; the short one's completion is handed back when it finishes, not when the long one does."""
+    backend = ScriptedBackend([{"match": "short", "output": "a b"}, {"match": "", "output": " ".join(["w"] * 96)}],
+                              delay_per_token=0.01)
+    samples = [sample(0, question="short"), sample(1, question="long")]
+    traces = Engine(backend, "vanilla", progress=False).run(samples)
+    short, long = traces[0].totals().lat, traces[1].totals().lat
+    assert short < 0.3 * long, (short, long)

@@ -1,7 +1,8 @@
 """Token operations shared by backends that hold a transformers tokenizer (hf, vllm, openai).
 
-Owns: count/encode/decode without special tokens and chat-template rendering
-with a clear error when the model has none.  Classes using it provide a
+Owns: count/encode/decode without special tokens, the one BOS rule for
+prompts (``prompt_ids``) and chat-template rendering with a clear error when
+the model has none.  Classes using it provide a
 ``tokenizer`` attribute (or property) and ``model_id``.
 """
 
@@ -19,6 +20,18 @@ class TokenizerOps:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a prompt: the tokenizer's own special tokens (BOS for models that use one), except
+        when the text already starts with the BOS token (a chat template wrote it): then none, so BOS is
+        never doubled.  lm-eval's ``hf`` model follows the same rule."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        add = not (bos and prompt.startswith(bos))
+        return self.tokenizer(prompt, add_special_tokens=add)["input_ids"]
+
+    def starts_with_bos(self, prompt: str) -> bool:
+        bos = getattr(self.tokenizer, "bos_token", None)
+        return bool(bos) and prompt.startswith(bos)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)

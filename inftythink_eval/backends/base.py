@@ -1,15 +1,22 @@
-"""The one small protocol every generation backend implements.
+"""The one small protocol every generation backend implements, and the backend registry.
 
 Owns: the request/response value types (``SamplingParams``, ``Request``,
-``Completion``), the ``Backend`` protocol and the backend registry.
+``Completion``), the errors (``RequestError`` costs one request,
+``BackendError`` ends the run), the request-level ``Backend`` protocol
+(``submit`` one request, get a future that resolves when *that* request
+finishes, with its own timestamps) and the registry of one-file backends
+(each declares its class, its options dataclass and its install hint).
 
-Does not know: rounds, modes, templates, lm-eval.  A backend turns prompt
-strings into completions and reports token counts and the finish reason.
+Does not know: rounds, modes, templates, lm-eval.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
@@ -61,7 +68,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Completion:
-    """What a backend returns for one request."""
+    """What a backend returns for one request, with that request's own timestamps (``time.time()``)."""
 
     text: str
     prompt_tokens: int
@@ -69,32 +76,55 @@ class Completion:
     finish_reason: str  # "stop" (EOS or a stop string) or "length" (hit max_tokens)
     output_ids: Optional[tuple[int, ...]] = None
     extra: dict = field(default_factory=dict)
+    submitted: Optional[float] = None
+    """When the backend received the request."""
+    first_token: Optional[float] = None
+    """When its first output token was seen, where the engine reports it (None otherwise)."""
+    finished: Optional[float] = None
+    """When the request finished (not its batch)."""
 
     def __post_init__(self) -> None:
         if self.finish_reason not in ("stop", "length"):
             raise ValueError(f"finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
 
+    def stamped(self, submitted: float, first_token: Optional[float] = None,
+                finished: Optional[float] = None) -> "Completion":
+        """A copy with this request's timestamps (``finished`` defaults to now)."""
+        return dataclasses.replace(self, submitted=submitted, first_token=first_token,
+                                   finished=time.time() if finished is None else finished)
+
 
 class BackendError(RuntimeError):
-    """A backend failed in a way the user must act on (server down, model missing, ...)."""
+    """A backend failed in a way the user must act on (server down, model missing, ...): the run ends."""
+
+
+class RequestError(RuntimeError):
+    """One request failed for good (a 400 from the server, every retry spent): it costs that sample only."""
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """A generation engine.
+    """A generation engine that serves requests one by one.
 
-    ``generate`` takes a batch and returns one completion per request, in order.
-    ``max_batch`` is how many requests one call may carry; ``concurrency`` how
-    many calls the scheduler may have in flight at once (1 for in-process
-    engines; >1 for servers).
+    ``submit`` hands one request to the engine and returns at once; the future
+    resolves with that request's ``Completion`` the moment it finishes (its own
+    ``submitted``/``first_token``/``finished`` set), or with ``RequestError``
+    (that request failed) or another exception (the engine failed).  The engine
+    batches whatever is in flight as it sees fit.  ``generate`` is the blocking
+    convenience over ``submit`` for callers that want a whole list.
+    ``fingerprint`` names everything that changes outputs (backend, weights,
+    dtype, revision, device, ...): the call cache keys on it.
     """
 
     name: str
     model_id: str
-    max_batch: int
-    concurrency: int
+
+    def submit(self, request: Request) -> "Future[Completion]": ...
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]: ...
+
+    @property
+    def fingerprint(self) -> dict: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -109,41 +139,69 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-# --- registry ---------------------------------------------------------------
-_BACKENDS: dict[str, str] = {
-    "hf": "inftythink_eval.backends.hf:HFBackend",
-    "vllm": "inftythink_eval.backends.vllm:VLLMBackend",
-    "openai": "inftythink_eval.backends.openai:OpenAIBackend",
-    "scripted": "inftythink_eval.backends.scripted:ScriptedBackend",
-}
-_INSTALL_HINT = {
-    "hf": "pip install 'inftythink-eval' (transformers and torch are core dependencies)",
-    "vllm": "pip install 'inftythink-eval[vllm]' (needs a vLLM build for your hardware)",
-    "openai": "pip install 'inftythink-eval[api]'",
-    "scripted": "nothing: it is built in",
-}
+def gather(futures: Sequence["Future[Completion]"]) -> list[Completion]:
+    """Wait for every future, in order; the first failure is raised."""
+    return [f.result() for f in futures]
+
+
+# --- registry of one-file backends -----------------------------------------
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend module declares about itself (``register_backend`` in that module)."""
+
+    name: str
+    target: str
+    """"module:Class"; imported only when the backend is built."""
+    options: type
+    """Frozen dataclass of the backend's own model_args keys (one docstring per field)."""
+    install: str
+    """How to install what the backend needs (shown when an import fails)."""
+    requires: tuple[str, ...] = ()
+    """Top-level modules the backend imports (checked before any model is loaded)."""
+
+
+_SPECS: dict[str, BackendSpec] = {}
+_BUILTIN = ("hf", "vllm", "openai", "scripted")
+
+
+def register_backend(name: str, target: str, options: type, install: str, requires: Sequence[str] = ()) -> None:
+    """Register a backend: ``target`` is "module:Class", ``options`` its frozen options dataclass."""
+    if not dataclasses.is_dataclass(options):
+        raise TypeError(f"backend {name!r}: options must be a dataclass of its model_args keys")
+    _SPECS[name] = BackendSpec(name, target, options, install, tuple(requires))
+
+
+def _load_builtins() -> None:
+    """Import the built-in backend modules (each is cheap to import: engines load lazily)."""
+    for name in _BUILTIN:
+        if name not in _SPECS:
+            importlib.import_module(f"{__package__}.{name}")
+
+
+def backend_spec(name: str) -> BackendSpec:
+    _load_builtins()
+    if name not in _SPECS:
+        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(backend_names())}")
+    return _SPECS[name]
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-def register_backend(name: str, target: str) -> None:
-    """Register ``name`` -> ``"module:Class"`` (lazy import)."""
-    _BACKENDS[name] = target
+    _load_builtins()
+    return sorted(_SPECS)
 
 
 def backend_class(name: str) -> Callable[..., Backend]:
     """The backend class for ``name``; a clear error for unknown names and missing extras."""
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(backend_names())}")
-    module_name, _, attr = _BACKENDS[name].partition(":")
+    spec = backend_spec(name)
+    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"backend {name!r} is not usable here: {', '.join(missing)} is not installed. "
+                          f"Fix: {spec.install}")
+    module_name, _, attr = spec.target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(
-            f"backend {name!r} is not usable here: {exc}. Fix: {_INSTALL_HINT.get(name, 'install its extra')}"
-        ) from exc
+        raise ImportError(f"backend {name!r} is not usable here: {exc}. Fix: {spec.install}") from exc
     return getattr(module, attr)
 
 

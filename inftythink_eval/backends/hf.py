@@ -1,43 +1,86 @@
 """``hf``: transformers in-process backend (the CPU default).
 
-Owns: loading a model by hub id, local folder or GGUF file; batched
-left-padded generation with per-sequence stop strings; token counts from
-the model's own ids; the chat template; loglikelihood scoring.
+Owns: loading a model by hub id, local folder or GGUF file; an engine thread
+that serves submitted requests with finish-aware batching: it takes up to
+``batch_size`` waiting requests as one left-padded ``generate`` call, and a
+per-row watcher hands each request back the moment *it* stops (EOS, its own
+stop strings, its own ``max_tokens``), with its own timestamps, while the
+rest of the batch goes on.  Requests that arrive meanwhile wait for the next
+batch (transformers' ``generate`` cannot admit rows mid-call).
 
-Does not know: rounds, modes, lm-eval.  Requests in one call are grouped by
-sampling parameters; a group with ``temperature > 0`` is seeded with the
-first request's seed (transformers has no per-row seed).
+Sampling is per row: greedy and sampled requests with any temperature,
+top_p, top_k and min_p share a batch; each sampled row draws from its own
+``torch.Generator`` seeded with the request's seed.  So a request's tokens
+depend on its seed, not on which requests share its batch (up to the
+floating-point differences padding can make).
 
 ``prefix_cache=N`` (off by default) keeps the KV caches of the last N
 sequences and generates one request at a time, reusing the longest cached
-token prefix (transformers' documented cache re-use: ``generate`` with a
-cache that already holds a prefix computes only the rest).  It turns the
-dataset builder's cumulative summaries (prompt i+1 extends prompt i) from
-quadratic into linear prefill.
+token prefix (transformers' documented cache re-use).  It turns the dataset
+builder's cumulative summaries (prompt i+1 extends prompt i) from quadratic
+into linear prefill.
+
+Does not know: rounds, modes, lm-eval.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
-from itertools import groupby
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ._serving import Pending, RequestQueue
 from ._tokenizer import TokenizerOps
-from .base import BackendError, Completion, Request, SamplingParams
+from .base import BackendError, Completion, Request, SamplingParams, gather, register_backend
+
+
+@dataclass(frozen=True)
+class HFOptions:
+    """model_args keys of ``backend=hf``."""
+
+    dtype: str = "auto"
+    """auto, float32, bfloat16 or float16."""
+    device: Optional[str] = None
+    """torch device (cpu, cuda, cuda:0, ...); default cuda when available, else cpu."""
+    batch_size: int = 8
+    """Most requests in one generate call."""
+    revision: Optional[str] = None
+    """Model revision (branch, tag or commit) on the hub."""
+    trust_remote_code: bool = False
+    """Run the model repository's own code."""
+    gguf_file: Optional[str] = None
+    """GGUF file name inside the pretrained folder."""
+    prefix_cache: int = 0
+    """Keep the KV caches of the last N sequences and compute only the unshared part of each prompt
+    (one request at a time; pays off when prompts extend earlier ones). 0: off."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"model_args batch_size must be >= 1, got {self.batch_size}")
+        if self.prefix_cache < 0:
+            raise ValueError(f"model_args prefix_cache must be >= 0 (cached sequences; 0 turns it off), "
+                             f"got {self.prefix_cache}")
+
+
+register_backend("hf", f"{__name__}:HFBackend", HFOptions, requires=("torch", "transformers"),
+                 install="pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)")
 
 
 class HFBackend(TokenizerOps):
     name = "hf"
 
-    def __init__(self, pretrained: str, dtype: str = "auto", device: str = "cpu", batch_size: int = 8,
+    def __init__(self, pretrained: str, dtype: str = "auto", device: Optional[str] = None, batch_size: int = 8,
                  revision: Optional[str] = None, trust_remote_code: bool = False,
                  gguf_file: Optional[str] = None, prefix_cache: int = 0, **_: object) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.model_id, self.max_batch, self.concurrency = str(pretrained), int(batch_size), 1
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model_id, self.max_batch = str(pretrained), int(batch_size)
         path = Path(pretrained)
         kwargs: dict = {"revision": revision, "trust_remote_code": trust_remote_code}
         source = str(pretrained)
@@ -57,6 +100,8 @@ class HFBackend(TokenizerOps):
                                "folder with config.json, a .gguf file, or zoo:<name> (see `inftythink zoo list`)") from exc
         self.model.to(device).eval()
         self.device = device
+        self._fingerprint = {"backend": "hf", "model": self.model_id, "revision": revision, "gguf_file": gguf_file,
+                             "dtype": str(self.model.dtype), "device": str(device)}
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -68,6 +113,12 @@ class HFBackend(TokenizerOps):
         # transformers 5.x renamed generate's past_key_values to cache (the old name warns until v6)
         forward_args = inspect.signature(type(self.model).forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+        self._queue = RequestQueue(self._serve, "hf-engine")
+        self.batches: list[int] = []  # size of every generate call (for tests and benchmarks)
+
+    @property
+    def fingerprint(self) -> dict:
+        return dict(self._fingerprint)
 
     @property
     def reuses_prefixes(self) -> bool:
@@ -75,52 +126,64 @@ class HFBackend(TokenizerOps):
         return self.prefixes.capacity > 0
 
     # --- generation ---------------------------------------------------------
+    def submit(self, request: Request) -> "Future[Completion]":
+        return self._queue.submit(request)
+
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        results: dict[int, Completion] = {}
-        order = sorted(range(len(requests)), key=lambda i: _group_key(requests[i].params))
-        for _, members in groupby(order, key=lambda i: _group_key(requests[i].params)):
-            members = list(members)
-            for start in range(0, len(members), self.max_batch):
-                chunk = members[start:start + self.max_batch]
+        return gather([self.submit(r) for r in requests])
+
+    def _serve(self, queue: RequestQueue) -> None:
+        """The engine thread: one batch of whatever is waiting at a time."""
+        while not queue.closed:
+            batch = queue.take(1 if self.prefixes.capacity else self.max_batch)
+            if not batch:
+                continue
+            try:
                 if self.prefixes.capacity:
-                    outs = [self._generate_reusing(requests[i].prompt, requests[i].params) for i in chunk]
+                    batch[0].resolve(self._generate_reusing(batch[0]))
                 else:
-                    outs = self._generate_group([requests[i].prompt for i in chunk], requests[chunk[0]].params)
-                results.update(zip(chunk, outs))
-        return [results[i] for i in range(len(requests))]
+                    self._generate_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - this batch fails; the engine thread goes on
+                for item in batch:
+                    item.fail(exc)
+            finally:
+                queue.release(batch)
+
+    def _generate_batch(self, batch: list[Pending]) -> None:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        ids = [self.prompt_ids(item.request.prompt) for item in batch]
+        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt").to(self.device)
+        rows = _Rows(self, batch, enc["attention_mask"].sum(dim=1).tolist(), enc["input_ids"].shape[1])
+        self.batches.append(len(batch))
+        with self._lock, torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=max(i.request.params.max_tokens for i in batch),
+                                      do_sample=False, temperature=None, top_p=None, top_k=None,
+                                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self._eos_ids),
+                                      logits_processor=LogitsProcessorList([_RowSampler(batch, self.device)]),
+                                      stopping_criteria=StoppingCriteriaList([rows]))
+        rows.finish_all(out)
 
     def _gen_kwargs(self, params: SamplingParams) -> dict:
-        """generate() arguments for ``params``; seeds torch's generator for sampled requests."""
-        import torch
+        """generate() arguments for one request on the prefix-cache path (one row)."""
+        from transformers import LogitsProcessorList
 
-        gen_kwargs = dict(max_new_tokens=params.max_tokens, do_sample=not params.greedy,
-                          pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self._eos_ids))
+        gen_kwargs = dict(max_new_tokens=params.max_tokens, do_sample=False, temperature=None, top_p=None,
+                          top_k=None, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self._eos_ids))
         if not params.greedy:
-            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p)
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-        else:
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            gen_kwargs["logits_processor"] = LogitsProcessorList([_RowSampler([params], self.device)])
         if params.stop:
             gen_kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         return gen_kwargs
 
-    def _generate_group(self, prompts: list[str], params: SamplingParams) -> list[Completion]:
-        import torch
-
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        with self._lock, torch.inference_mode():
-            out = self.model.generate(**enc, **self._gen_kwargs(params))
-        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
-        return [self._completion(ids, n, params) for ids, n in zip(new, prompt_lens)]
-
-    def _generate_reusing(self, prompt: str, params: SamplingParams) -> Completion:
+    def _generate_reusing(self, item: Pending) -> Completion:
         """One request, computing only the part of the prompt that no cached sequence shares."""
         import torch
         from transformers import DynamicCache
 
-        ids = self.encode(prompt)
+        prompt, params = item.request.prompt, item.request.params
+        ids = self.prompt_ids(prompt)
         with self._lock, torch.inference_mode():
             cache = self.prefixes.take(ids) or DynamicCache(config=self.model.config)
             input_ids = torch.tensor([ids], device=self.device)
@@ -131,34 +194,154 @@ class HFBackend(TokenizerOps):
         return self._completion(full[len(ids):], len(ids), params)
 
     def _completion(self, ids: list[int], prompt_tokens: int, params: SamplingParams) -> Completion:
+        """The completion of one row from its new token ids (cut at EOS or the first stop string)."""
         end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), None)
         ids = ids[:end] if end else ids
         text = self.tokenizer.decode([t for t in ids if t not in self._eos_ids], skip_special_tokens=False)
         cut = min((text.find(s) for s in params.stop if s and s in text), default=-1)
         if cut != -1:
             text = text[:cut]
+            ids = _ids_through(self.tokenizer, ids, cut, self._eos_ids)
         finish = "stop" if end is not None or cut != -1 else ("length" if len(ids) >= params.max_tokens else "stop")
         return Completion(text=text, prompt_tokens=int(prompt_tokens), output_tokens=len(ids),
                           finish_reason=finish, output_ids=tuple(ids))
 
     # --- scoring (token operations come from TokenizerOps) --------------------
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """Sum of log-probabilities of each continuation given its context, and whether it is greedy.
+
+        With an empty context the continuation is scored after the tokenizer's BOS (or EOS) token, so
+        its first token is scored too (lm-eval's rule for rolling loglikelihood)."""
         import torch
 
         results = []
         for context, continuation in pairs:
             ctx, cont = self.encode(context), self.encode(continuation)
-            ids = torch.tensor([(ctx + cont) or [self.tokenizer.eos_token_id]], device=self.device)
+            if not ctx:
+                start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+                ctx = [start]
+            ids = torch.tensor([ctx + cont], device=self.device)
             with self._lock, torch.inference_mode():
                 logits = self.model(ids).logits.log_softmax(-1)[0]
-            span = logits[len(ctx) - 1:len(ctx) + len(cont) - 1] if ctx else logits[:len(cont)]
+            span = logits[len(ctx) - 1:len(ctx) + len(cont) - 1]
             target = torch.tensor(cont, device=self.device)
             results.append((float(span.gather(1, target[:, None]).sum()),
                             bool((span.argmax(-1) == target).all())))
         return results
 
     def close(self) -> None:
+        self._queue.close()
         self.model = None
+
+
+class _Rows:
+    """The per-row watcher of one batch (a transformers ``StoppingCriteria``).
+
+    After every decoding step it checks each live row for EOS, its own stop
+    strings and its own ``max_tokens``; a row that stops is marked finished
+    for ``generate`` and its request is resolved at once.
+    """
+
+    def __init__(self, backend: HFBackend, batch: list[Pending], prompt_lens: list[int], width: int) -> None:
+        self.backend, self.batch, self.prompt_lens, self.width = backend, batch, prompt_lens, width
+        self.live = [True] * len(batch)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        now = time.time()
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        new_len = input_ids.shape[1] - self.width
+        for row, item in enumerate(self.batch):
+            if not self.live[row]:
+                done[row] = True
+                continue
+            if item.first_token is None:
+                item.first_token = now
+            params = item.request.params
+            last = int(input_ids[row, -1])
+            if last in self.backend._eos_ids or new_len >= params.max_tokens or self._hit_stop(input_ids[row], params):
+                self._resolve(row, input_ids[row, self.width:].tolist())
+                done[row] = True
+        return done
+
+    def _hit_stop(self, ids, params: SamplingParams) -> bool:
+        if not params.stop:
+            return False
+        window = max(len(s) for s in params.stop) + 8   # tokens: enough to hold any stop string
+        tail = self.backend.tokenizer.decode(ids[-window:].tolist(), skip_special_tokens=False)
+        return any(s and s in tail for s in params.stop)
+
+    def _resolve(self, row: int, ids: list[int]) -> None:
+        self.live[row] = False
+        item = self.batch[row]
+        item.resolve(self.backend._completion(ids, self.prompt_lens[row], item.request.params))
+
+    def finish_all(self, out) -> None:
+        """Rows still live when generate returns (all of them reached the batch's end)."""
+        for row in range(len(self.batch)):
+            if self.live[row]:
+                self._resolve(row, out[row, self.width:].tolist())
+
+
+class _RowSampler:
+    """Per-row sampling as a logits processor: each sampled row draws its next token with its own
+    ``torch.Generator`` (seeded with its request's seed) after temperature, top_k, top_p and min_p,
+    and the scores are set so that greedy selection picks that token.  Greedy rows are untouched."""
+
+    def __init__(self, rows: Sequence, device) -> None:
+        import torch
+
+        self.params = [r.request.params if isinstance(r, Pending) else r for r in rows]
+        self.generators = []
+        for p in self.params:
+            g = None
+            if not p.greedy:
+                g = torch.Generator(device=device)
+                g.manual_seed(p.seed if p.seed is not None else torch.seed())
+            self.generators.append(g)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for row, (p, g) in enumerate(zip(self.params, self.generators)):
+            if g is None:
+                continue
+            probs = _filtered_probs(scores[row].float() / p.temperature, p)
+            token = torch.multinomial(probs, 1, generator=g)
+            scores[row].fill_(-float("inf"))
+            scores[row, token] = 0.0
+        return scores
+
+
+def _filtered_probs(logits, p: SamplingParams):
+    """Probabilities after top_k, top_p (nucleus) and min_p filtering (each off at its neutral value)."""
+    import torch
+
+    if p.top_k:
+        kth = torch.topk(logits, min(p.top_k, logits.shape[-1])).values[-1]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if p.min_p:
+        probs = probs.masked_fill(probs < p.min_p * probs.max(), 0.0)
+    if p.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        drop = sorted_probs.cumsum(-1) - sorted_probs > p.top_p   # keep the smallest prefix reaching top_p
+        probs = probs.scatter(0, order, sorted_probs.masked_fill(drop, 0.0))
+    return probs / probs.sum()
+
+
+def _ids_through(tokenizer, ids: list[int], cut: int, eos_ids: set) -> list[int]:
+    """The shortest prefix of ``ids`` whose text reaches past character ``cut`` (the token that completed
+    the stop string is generated and counted; what the batch produced after it is not)."""
+    lo, hi = 1, len(ids)
+    while lo < hi:  # decoded length grows with the prefix: bisect for the first prefix past the cut
+        mid = (lo + hi) // 2
+        if len(tokenizer.decode([t for t in ids[:mid] if t not in eos_ids], skip_special_tokens=False)) > cut:
+            hi = mid
+        else:
+            lo = mid + 1
+    return ids[:lo]
 
 
 class PrefixStore:
@@ -204,10 +387,6 @@ def _shared_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _group_key(params: SamplingParams) -> tuple:
-    return (params.max_tokens, params.temperature, params.top_p, params.stop, params.seed if not params.greedy else None)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

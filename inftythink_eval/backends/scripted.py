@@ -12,24 +12,53 @@ first whose ``match`` is a substring of the prompt wins::
     {"match": "", "output": "fallback"}
 
 ``outputs`` are used in turn for repeated identical prompts (the k-th call
-gets ``outputs[min(k, n-1)]``); ``output`` is shorthand for one.
-Optional ``delay`` (seconds per call) and ``delay_per_token`` make it behave
-like a slow engine, for kill-and-resume and scheduling tests.
+gets ``outputs[min(k, n-1)]``); ``output`` is shorthand for one.  An output
+may be ``{"text": ..., "finish_reason": ...}`` or ``{"error": "why"}`` (that
+request fails with ``RequestError``: it costs its sample only).
+
+Optional ``delay`` (seconds per request) and ``delay_per_token`` make it an
+imitation of a continuous-batching engine: ``max_batch`` slots, each request
+finishes ``delay + delay_per_token * its tokens`` after it gets a slot, and
+leaves as soon as it is done.  That shows control flow (who waits for whom);
+its timings are not evidence about any real engine.
 Does not know: rounds, modes, lm-eval.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 
-from .base import Completion, Request
+from ._serving import Pending, RequestQueue
+from .base import Completion, Request, RequestError, gather, register_backend
+
+
+@dataclass(frozen=True)
+class ScriptedOptions:
+    """model_args keys of ``backend=scripted``."""
+
+    script: str | None = None
+    """Rules file (JSON list or JSON lines of {"match", "outputs"})."""
+    call_log: str | None = None
+    """File that gets one JSON line per request (to count calls across processes)."""
+    batch_size: int = 64
+    """Requests served at once (slots of the imitated engine)."""
+    delay: float = 0.0
+    """Seconds each request takes (imitates a slow engine in tests)."""
+    delay_per_token: float = 0.0
+    """Extra seconds per output token of each request."""
+
+
+register_backend("scripted", f"{__name__}:ScriptedBackend", ScriptedOptions, install="nothing: it is built in")
 
 _TOKEN_RE = re.compile(r"\s*\S+|\s+$")
 
@@ -46,25 +75,61 @@ class ScriptedBackend:
 
     def __init__(self, script: Union[str, Path, list, None] = None, call_log: Union[str, Path, None] = None,
                  max_batch: int = 64, concurrency: int = 1, model_id: str = "scripted",
-                 delay: float = 0.0, delay_per_token: float = 0.0, **_: object) -> None:
+                 delay: float = 0.0, delay_per_token: float = 0.0, batch_size: int | None = None,
+                 **_: object) -> None:
+        max_batch = batch_size or max_batch
         self.rules = _load_rules(script)
         self.call_log = Path(call_log) if call_log else None
-        self.max_batch, self.concurrency, self.model_id = max_batch, concurrency, model_id
+        self.max_batch, self.model_id = int(max_batch) * max(1, int(concurrency)), model_id
         self.calls = 0
         self.delay, self.delay_per_token = float(delay), float(delay_per_token)
         self._seen: Counter = Counter()
         self._vocab: dict[str, int] = {}
         self._inverse: list[str] = []
         self._lock = threading.Lock()
+        self._queue = RequestQueue(self._serve, "scripted")
+
+    @property
+    def fingerprint(self) -> dict:
+        return {"backend": "scripted", "model": self.model_id}
 
     # --- generation ---------------------------------------------------------
+    def submit(self, request: Request) -> "Future[Completion]":
+        if not (self.delay or self.delay_per_token):
+            item = Pending(request, Future())
+            try:
+                item.resolve(self._one(request))
+            except RequestError as exc:
+                item.fail(exc)
+            return item.future
+        return self._queue.submit(request)
+
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        """Replies in order; with ``delay``/``delay_per_token`` a call sleeps like a real engine would
-        (once per call, plus per token of its longest reply: a batch decodes in parallel)."""
-        out = [self._one(r) for r in requests]
-        if self.delay or self.delay_per_token:
-            time.sleep(self.delay + self.delay_per_token * max((c.output_tokens for c in out), default=0))
-        return out
+        return gather([self.submit(r) for r in requests])
+
+    def _serve(self, queue: RequestQueue) -> None:
+        """The imitated engine: ``max_batch`` slots; each request leaves when its own time is up."""
+        running: list = []  # heap of (finish time, sequence, item, completion or error)
+        sequence = 0
+        while not queue.closed:
+            for item in queue.take(self.max_batch - len(running), wait=None if not running else 0):
+                try:
+                    result = self._one(item.request)
+                    tokens = result.output_tokens
+                except RequestError as exc:
+                    result, tokens = exc, 0
+                sequence += 1
+                heapq.heappush(running, (time.time() + self.delay + self.delay_per_token * tokens, sequence,
+                                         item, result))
+            if not running:
+                continue
+            due, _, item, result = running[0]
+            if due > time.time():
+                queue.take(0, wait=min(due - time.time(), 0.05))  # wake early when a new request arrives
+                continue
+            heapq.heappop(running)
+            queue.release([item])
+            item.fail(result) if isinstance(result, Exception) else item.resolve(result)
 
     def _one(self, request: Request) -> Completion:
         with self._lock:
@@ -74,6 +139,9 @@ class ScriptedBackend:
             self._seen[key] += 1
             self.calls += 1
         entry = outputs[min(k, len(outputs) - 1)]
+        if isinstance(entry, dict) and "error" in entry:
+            self._log(request, None)
+            raise RequestError(f"scripted backend: {entry['error']}")
         text, forced = (entry.get("text", ""), entry.get("finish_reason")) if isinstance(entry, dict) else (entry, None)
         text, finish = _truncate(text, request.params.stop, request.params.max_tokens)
         completion = Completion(text=text, prompt_tokens=self.count_tokens(request.prompt),
@@ -92,7 +160,8 @@ class ScriptedBackend:
     def _log(self, request: Request, completion: Completion) -> None:
         if self.call_log is None:
             return
-        line = json.dumps({"pid": os.getpid(), "prompt": request.prompt, "output": completion.text}) + "\n"
+        output = completion.text if completion is not None else None
+        line = json.dumps({"pid": os.getpid(), "prompt": request.prompt, "output": output}) + "\n"
         with self._lock, open(self.call_log, "a", encoding="utf-8") as handle:
             handle.write(line)
 
@@ -121,7 +190,7 @@ class ScriptedBackend:
         return [(-float(self.count_tokens(cont)), True) for _, cont in pairs]
 
     def close(self) -> None:
-        pass
+        self._queue.close()
 
 
 def _truncate(text: str, stops: Sequence[str], max_tokens: int) -> tuple[str, str]:
