@@ -16,14 +16,19 @@ STAT_KEYS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
 
 
 class SampleOutput(str):
-    """The final answer text, with ``.stats`` (keys ``STAT_KEYS``) and ``.trace_id``."""
+    """The final answer text, with ``.stats`` (keys ``STAT_KEYS``) and ``.trace_id``.
+
+    ``stats`` is optional because lm-eval builds one from a plain value: for a ``generate_until`` task with no
+    filter and a metric such as ``exact_match`` it casts the gold answer with ``type(result)(gold)``. Such a
+    value carries NaN stats, like the response of any other model.
+    """
 
     stats: dict
     trace_id: str
 
-    def __new__(cls, text: str, stats: dict, trace_id: str = "") -> "SampleOutput":
+    def __new__(cls, text: object = "", stats: dict | None = None, trace_id: str = "") -> "SampleOutput":
         obj = super().__new__(cls, text)
-        obj.stats = {k: stats.get(k, math.nan) for k in STAT_KEYS}
+        obj.stats = {k: (stats or {}).get(k, math.nan) for k in STAT_KEYS}
         obj.trace_id = trace_id
         return obj
 

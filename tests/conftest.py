@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("INFTYTHINK_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
-os.environ.setdefault("INFTYTHINK_DATA_DIR", str(DATA_DIR))
+# The README runs the tests with a relative INFTYTHINK_DATA_DIR (../shared/data, from the checkout). Resolve it once,
+# here, before any test changes directory or starts a subprocess in a temporary folder, and export the absolute
+# path so every subprocess (lm_eval, inftythink, workers) sees the same folder.
+DATA_DIR = Path(os.environ.get("INFTYTHINK_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
+os.environ["INFTYTHINK_DATA_DIR"] = str(DATA_DIR)
+# The console scripts of the environment running the tests (a user's venv need not be on PATH).
+BIN = Path(sys.executable).parent
+LM_EVAL_BIN = str(BIN / "lm_eval")
+INFTYTHINK_BIN = str(BIN / "inftythink")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LM_EVAL, run_cli
+from conftest import INFTYTHINK_BIN, LM_EVAL, run_cli
 
 
 def outputs(out: Path, task: str = "itt_mini"):
@@ -133,7 +133,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
 
 def test_inftythink_eval_forwards_lm_eval_flags(tmp_path, mini_task):
     out = tmp_path / "out"
-    proc = run_cli(["inftythink", "eval", "--model_args", "pretrained=scripted,backend=scripted,mode=vanilla",
+    proc = run_cli([INFTYTHINK_BIN, "eval", "--model_args", "pretrained=scripted,backend=scripted,mode=vanilla",
                     "--tasks", "itt_mini", "--include_path", str(mini_task), "--limit", "2", "--output_path", str(out)])
     folder = next(out.iterdir())
     results = json.loads(max(folder.glob("results_*.json")).read_text())

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DATA_DIR
 from inftythink_eval.benchdata import BENCHMARKS, BenchmarkDataError, gpqa_order, load_rows
 
-DATA = Path(os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data"))
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} missing")
+DATA = DATA_DIR
+pytestmark = pytest.mark.usefixtures("data_dir")  # fails, naming the folder, when the data is missing
 
 
 def mirror(tmp_path: Path) -> Path:

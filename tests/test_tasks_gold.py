@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DATA_DIR, LM_EVAL_BIN
 from inftythink_eval.benchdata import BENCHMARKS, load_rows
 from inftythink_eval.scoring.hooks import code_prompt
 
-DATA = os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data")
+DATA = str(DATA_DIR)
 TASKS = [f"inftythink_{name}" for name in BENCHMARKS]
-pytestmark = pytest.mark.skipif(not Path(DATA).is_dir(), reason=f"benchmark data folder {DATA} missing")
+pytestmark = pytest.mark.usefixtures("data_dir")  # fails, naming the folder, when the data is missing
 
 
 def gold_response(name: str, row: dict) -> tuple[str, str]:
@@ -47,7 +48,7 @@ def run_lm_eval(tmp: Path, make, limit=None, extra_tasks=(), include=None) -> di
     rules = [{"match": m, "outputs": [o]} for name in BENCHMARKS for m, o in (make(name, r) for r in load_rows(name, DATA))]
     script = tmp / "script.jsonl"
     script.write_text("\n".join(json.dumps(r) for r in rules))
-    cmd = ["lm_eval", "--model", "inftythink", "--model_args", f"backend=scripted,script={script},mode=vanilla",
+    cmd = [LM_EVAL_BIN, "--model", "inftythink", "--model_args", f"backend=scripted,script={script},mode=vanilla",
            "--tasks", ",".join(TASKS + list(extra_tasks)), "--output_path", str(tmp / "out"), "--log_samples",
            "--confirm_run_unsafe_code"]
     if limit:

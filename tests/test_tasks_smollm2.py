@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DATA_DIR, LM_EVAL_BIN
 from inftythink_eval.benchdata import BENCHMARKS
 
-DATA = os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data")
+DATA = str(DATA_DIR)
 MODES = {"vanilla": "mode=vanilla",
          "iterative": "mode=summarize,eta=16,summary_tokens=16,max_rounds=2"}
 
@@ -27,7 +28,7 @@ def test_smollm2_on_every_task(tmp_path, mode):
     from inftythink_eval.fetch import smollm2_folder
 
     args = f"pretrained={smollm2_folder()},backend=hf,batch_size=16,{MODES[mode]}"
-    cmd = ["lm_eval", "--model", "inftythink", "--model_args", args, "--tasks", "inftythink_all", "--limit", "2",
+    cmd = [LM_EVAL_BIN, "--model", "inftythink", "--model_args", args, "--tasks", "inftythink_all", "--limit", "2",
            "--gen_kwargs", "max_gen_toks=32", "--confirm_run_unsafe_code", "--output_path", str(tmp_path),
            "--log_samples"]
     env = dict(os.environ, INFTYTHINK_DATA_DIR=DATA, HF_ALLOW_CODE_EVAL="1")
