@@ -176,13 +176,14 @@ class OpenAIBackend(TokenizerOps):
             try:
                 return await self._post(url, body)
             except _Unsupported as exc:
-                if not (self.extensions and _EXTENSIONS & set(body)):
-                    raise RequestError(str(exc)) from None
-                self.extensions = False
-                log.warning("openai backend: the server refuses vLLM's extra fields (%s); sending plain OpenAI "
-                            "requests from now on: top_k/min_p are not applied and special tokens are skipped", exc)
+                if not _EXTENSIONS & set(body):
+                    raise RequestError(f"openai backend: {url} refused the request: {exc}") from None
+                if self.extensions:
+                    self.extensions = False
+                    log.warning("openai backend: the server refuses vLLM's extra fields (%s); sending plain OpenAI "
+                                "requests from now on: top_k/min_p are not applied and special tokens are skipped", exc)
                 body = {k: v for k, v in body.items() if k not in _EXTENSIONS}
-                return await self._post(url, body)
+                continue
             except _Retry as exc:
                 last = str(exc)
             except RequestError:

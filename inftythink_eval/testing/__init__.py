@@ -1,0 +1,1 @@
+"""Test and benchmark helpers that are real parts: an OpenAI-compatible fault-injecting server."""
