@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .backends.base import backend_names
-from .modes import MODES, ModeParams
-from .templates import Roles
+from .modes import MODES, ModeParams, mode_param_specs
 
 _BACKEND_MODULES = {"hf": ("transformers", "torch"), "vllm": ("vllm",), "openai": ("httpx",), "scripted": ()}
 _BACKEND_FIX = {"vllm": "pip install 'inftythink-eval[vllm]'", "openai": "pip install 'inftythink-eval[api]'",
@@ -34,37 +33,14 @@ class EvalConfig:
     backend: str = "hf"
     """Generation backend: hf, vllm, openai or scripted."""
     mode: Optional[str] = None
-    """vanilla, inftythink, summarize or delethink (default: the zoo card's mode, else vanilla)."""
+    """A registered mode (``modes.MODES``; each mode's parameters are model_args keys too);
+    default: the zoo card's mode, else vanilla."""
     template: str = "auto"
     """Round prompts: auto (the model's chat template with --apply_chat_template, the task text as is without)
     or native (the protocol's User:{q}Assistant: in every mode, for checkpoints trained on it)."""
-    # --- mode parameters (see modes.ModeParams) ---
-    max_rounds: int = 10
-    """inftythink/summarize: most reasoning rounds."""
-    round_tokens: int = 8192
-    """inftythink: most tokens per round."""
-    retry: bool = False
-    """inftythink: retry a round whose <summary> fails the official parse."""
-    max_retries: int = 3
-    """inftythink: retries per round."""
-    user_role: str = "User:"
-    """inftythink: user role string (the paper writes <|U|>)."""
-    assistant_role: str = "Assistant:"
-    """inftythink: assistant role string (the paper writes <|A|>)."""
-    eta: int = 4096
-    """summarize: tokens per reasoning round."""
-    summary_tokens: int = 1024
-    """summarize: tokens per summary."""
-    summary_temperature: float = 0.5
-    """summarize: temperature of summaries."""
-    chunk: int = 8192
-    """delethink: chunk size C."""
-    carryover: Optional[int] = None
-    """delethink: tokens m carried over (default chunk/2)."""
-    keep_head: int = 100
-    """delethink: tokens kept from the start of chunk 1."""
-    max_chunks: int = 5
-    """delethink: most chunks."""
+    mode_args: dict = field(default_factory=dict)
+    """Mode parameters given in model_args, coerced and checked. The keys are those the registered modes
+    declare (``modes.mode_param_specs()``: max_rounds, round_tokens, eta, chunk, ...); the docs list them."""
     # --- summariser ---
     summarizer_backend: Optional[str] = None
     """summarize: another backend for summaries (default: the main model)."""
@@ -134,24 +110,22 @@ class EvalConfig:
 
     # ------------------------------------------------------------------------
     def mode_params(self) -> ModeParams:
-        return ModeParams(max_rounds=self.max_rounds, round_tokens=self.round_tokens, retry=self.retry,
-                          max_retries=self.max_retries, roles=Roles(self.user_role, self.assistant_role),
-                          eta=self.eta, summary_tokens=self.summary_tokens,
-                          summary_temperature=self.summary_temperature, chunk=self.chunk,
-                          carryover=self.carryover, keep_head=self.keep_head, max_chunks=self.max_chunks)
+        """Every mode parameter (defaults for those not given), validated by the modes' own checks."""
+        return ModeParams(**self.mode_args)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig) if f.name != "extra"}
+_FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig) if f.name not in ("extra", "mode_args")}
+_MODE_PARAMS = {name: param for name, (param, _modes) in mode_param_specs().items()}
 _IGNORED = {"max_batch_size"}
 
 
 def valid_keys() -> list[str]:
-    return sorted(_FIELDS)
+    return sorted(set(_FIELDS) | set(_MODE_PARAMS))
 
 
 def parse(args: dict[str, Any]) -> EvalConfig:
     """Validate ``model_args`` (already split by lm-eval) into an ``EvalConfig``."""
-    unknown = sorted(set(args) - set(_FIELDS) - _IGNORED)
+    unknown = sorted(set(args) - set(_FIELDS) - set(_MODE_PARAMS) - _IGNORED)
     if unknown:
         raise ValueError(f"unknown model_args key(s) {', '.join(unknown)} for --model inftythink; "
                          f"valid keys: {', '.join(valid_keys())}")
@@ -159,7 +133,8 @@ def parse(args: dict[str, Any]) -> EvalConfig:
     values = {k: _coerce(k, v, hints[k]) for k, v in args.items() if k in _FIELDS and v is not None}
     if values.get("batch_size") == "auto":
         values.pop("batch_size")
-    config = EvalConfig(**values, extra={k: args[k] for k in _IGNORED & set(args)})
+    mode_args = {k: _coerce(k, v, _MODE_PARAMS[k].type) for k, v in args.items() if k in _MODE_PARAMS and v is not None}
+    config = EvalConfig(**values, mode_args=mode_args, extra={k: args[k] for k in _IGNORED & set(args)})
     _check(config)
     return config
 

@@ -2,27 +2,59 @@
 
 Owns: how a sample's user text becomes a main-backend prompt (protocol
 ``User:``/``Assistant:``, the model's chat template, or the task text as is),
-how a chat becomes a summariser prompt, and token (de)coding handed to modes.
+how a chat becomes a summariser prompt, a chat-template turn with an assistant
+prefill (``render_turn``, for formats whose history sits in the assistant turn),
+and token (de)coding handed to modes.
 
-Does not know: scheduling, caching, lm-eval.
+System messages in ``render_turn``: a system message where the template has
+one; where it raises on the system role or silently drops it, the system text
+goes before the question in the user turn (as ``render`` does without a template).
+
+Does not know: scheduling, caching, lm-eval, what a prefill means.
 """
 
 from __future__ import annotations
 
+from jinja2 import TemplateError
+
 from .backends.base import Backend
 from .modes import Sample, Tools
 from .templates import native_prompt
+from .templates_plus import round_messages, strip_think_opener
+
+
+def _joined(system, text: str) -> str:
+    return f"{system}\n\n{text}" if system else text
+
+
+def chat_turn(backend: Backend, system, text: str, prefill: str = "") -> str:
+    """``backend``'s chat template over [system?, user text] with the generation prompt, then ``prefill``.
+
+    A ``<think>`` that the generation prompt already opens is cut (``templates_plus.strip_think_opener``):
+    the prefill goes where the assistant turn begins.
+    """
+    prompt = None
+    if system:
+        try:
+            prompt = backend.apply_chat_template(round_messages(text, system))
+        except TemplateError:  # e.g. "System role not supported"
+            prompt = None
+        if prompt is not None and system not in prompt:
+            prompt = None  # the template dropped the system message
+    if prompt is None:
+        prompt = backend.apply_chat_template(round_messages(_joined(system, text)))
+    return strip_think_opener(prompt)[0] + prefill
 
 
 def make_tools(main: Backend, summarizer: Backend) -> Tools:
     def render(sample: Sample, text: str) -> str:
         if sample.native:
-            return native_prompt(f"{sample.system}\n\n{text}" if sample.system else text)
+            return native_prompt(_joined(sample.system, text))
         if sample.chat:
             messages = ([{"role": "system", "content": sample.system}] if sample.system else []) + \
-                       [{"role": "user", "content": text}]
-            return main.apply_chat_template(messages)
-        return f"{sample.system}\n\n{text}" if sample.system else text
+                       list(getattr(sample, "history", ())) + [{"role": "user", "content": text}]
+            return main.apply_chat_template(messages) + getattr(sample, "gen_prefix", "")
+        return _joined(sample.system, text)
 
     def render_chat(messages: list[dict]) -> str:
         try:
@@ -31,4 +63,8 @@ def make_tools(main: Backend, summarizer: Backend) -> Tools:
             names = {"user": "User", "assistant": "Assistant", "system": "System"}
             return "".join(f"{names[m['role']]}: {m['content']}\n\n" for m in messages) + "Assistant:"
 
-    return Tools(render=render, render_chat=render_chat, encode=main.encode, decode=main.decode)
+    def render_turn(sample: Sample, text: str, prefill: str) -> str:
+        return chat_turn(main, sample.system, text, prefill)
+
+    return Tools(render=render, render_chat=render_chat, encode=main.encode, decode=main.decode,
+                 render_turn=render_turn)

@@ -10,7 +10,6 @@ from inftythink_eval.backends.base import SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.engine import Engine
 from inftythink_eval.modes import ModeParams, Sample
-from inftythink_eval.templates import Roles
 
 Q = "What is 6 times 7?"
 
@@ -48,7 +47,7 @@ def test_prompts_match_protocol_bytes_and_history_is_replaced():
 
 
 def test_custom_roles_are_used():
-    _, trace = run([{"match": "", "output": "<think>\nx\n</think>done"}], ModeParams(roles=Roles("<|U|>", "<|A|>")))
+    _, trace = run([{"match": "", "output": "<think>\nx\n</think>done"}], ModeParams(user_role="<|U|>", assistant_role="<|A|>"))
     assert trace.calls[0].prompt == "<|U|>What is 6 times 7?<|A|>"
 
 

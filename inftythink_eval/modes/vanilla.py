@@ -1,0 +1,27 @@
+"""Mode ``vanilla``: one generation up to the task's token limit.
+
+Does not know: rounds, summaries, backends' internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import templates as T
+from ..trace import REASON, Call, CallRecord, Final
+from ._base import Decision, Sample, Tools, register, seeded
+
+
+@register("vanilla", rank=0)
+@dataclass(frozen=True)
+class Vanilla:
+    tools: Tools
+    params: Any = None
+
+    def next_call(self, sample: Sample, calls: list[CallRecord]) -> Decision:
+        if not calls:
+            return Call(REASON, self.tools.render(sample, sample.question), seeded(sample.params, 0))
+        last = calls[-1]
+        return Final(T.final_answer_text(last.output), truncated=last.finish_reason == "length",
+                     reason="length" if last.finish_reason == "length" else "done")
