@@ -11,6 +11,8 @@ from inftythink_eval.scoring.hooks import choice_prompt, code_prompt, judge_code
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
 LEAVES = [f"inftythink_{name}" for name in BENCHMARKS]
+PLUS_LEAVES = ["inftythink_math500", "inftythink_aime24", "inftythink_aime25", "inftythink_gpqa_diamond"]
+VARIANTS = [f"{n}_n16" for n in LEAVES] + [f"{n}_n32" for n in PLUS_LEAVES]
 DATA = os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data")
 
 
@@ -27,15 +29,15 @@ def configs(manager):
     from lm_eval.tasks._yaml_loader import load_yaml
 
     index = manager.task_index
-    return {name: load_yaml(index[name].yaml_path) for name in LEAVES + [f"{n}_n16" for n in LEAVES]}
+    return {name: load_yaml(index[name].yaml_path) for name in LEAVES + VARIANTS}
 
 
 def test_all_tasks_and_groups_resolve(manager):
     names = set(manager.all_tasks)
-    for name in LEAVES + [f"{n}_n16" for n in LEAVES]:
+    for name in LEAVES + VARIANTS:
         assert name in names, name
     for group in ("inftythink_paper", "inftythink_appendix", "inftythink_all", "inftythink_paper_n16",
-                  "inftythink_appendix_n16", "inftythink_all_n16"):
+                  "inftythink_appendix_n16", "inftythink_all_n16", "inftythink_plus_n32"):
         assert group in names, group
 
 
@@ -59,6 +61,21 @@ def test_paper_protocol_variants(configs):
         assert cfg["repeats"] == 16 and kwargs["temperature"] == 0.7 and kwargs["top_p"] == 0.95
         assert kwargs["do_sample"] is True and kwargs["until"] == []
         assert cfg["dataset_kwargs"] == configs[name]["dataset_kwargs"]
+
+
+def test_plus_protocol_variants(configs, manager):
+    """InftyThink+ (PROTOCOL_PLUS.md): 32 samples at T=0.7 on the four benchmarks it reports; top_p as v1."""
+    for name in PLUS_LEAVES:
+        cfg = configs[f"{name}_n32"]
+        kwargs = cfg["generation_kwargs"]
+        assert cfg["repeats"] == 32 and kwargs["temperature"] == 0.7 and kwargs["top_p"] == 0.95
+        assert kwargs["do_sample"] is True and kwargs["until"] == [] and kwargs["max_gen_toks"] == 32768
+        assert cfg["dataset_kwargs"] == configs[name]["dataset_kwargs"]
+        assert {"pass@32", "maj@32"} <= {m["metric"] for m in cfg["metric_list"]}
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    group = load_yaml(manager.task_index["inftythink_plus_n32"].yaml_path)
+    assert group["task"] == [f"{n}_n32" for n in PLUS_LEAVES]
 
 
 def test_every_leaf_starts_with_a_card():
