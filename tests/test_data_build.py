@@ -15,7 +15,7 @@ import datasets
 import pytest
 
 from inftythink_eval.backends.base import register_backend
-from inftythink_eval.backends.scripted import ScriptedBackend
+from inftythink_eval.backends.scripted import ScriptedBackend, ScriptedOptions
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
 from inftythink_eval.data.summarize import BackendSummarizer, make_summarizer, parse_spec
 from inftythink_eval.templates import SUMMARY_INSTRUCTION, parse_round
@@ -67,7 +67,7 @@ def _load(out: Path, folder: str = "instances"):
 
 def run_build(out: str, source: str, script: str, call_log: str, shard: str = "0/1") -> None:
     """Entry point of the subprocesses below (a slow scripted backend registered under a name)."""
-    register_backend("slowscripted", "test_data_build:SlowScripted")
+    register_backend("slowscripted", "test_data_build:SlowScripted", ScriptedOptions, install="nothing: a test backend")
     i, n = map(int, shard.split("/"))
     build(BuildConfig(source=source, out=out, eta=8, tokenizer="words", columns=COLUMNS, block_rows=2,
                       summarizer=f"slowscripted:script={script},call_log={call_log},max_batch=1",

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..templates import DEFAULT_ETA
-from .config import DEFAULT_TOKENIZER, PRESETS, SEGMENTERS, BuildConfig, Columns, SummaryConfig, parse_shard
+from .config import (DEFAULT_ETAS, DEFAULT_TOKENIZER, FORMATS, PLUS_SUMMARY_DEFAULTS, PRESETS, SEGMENTERS, BuildConfig,
+                     Columns, SummaryConfig, parse_shard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="long reasoning traces -> InftyThink instances (Parquet) + vanilla SFT set")
     b.add_argument("--source", required=True, help="local .jsonl/.json/.parquet file or folder, or a hub dataset id")
     b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--eta", type=int, default=DEFAULT_ETA, help="segment budget in tokens (paper: 2048/4096/6144)")
+    b.add_argument("--format", choices=FORMATS, default="inftythink",
+                   help="inftythink: v1 instances (User:/Assistant: strings); plus: InftyThink+ cold-start chats "
+                        "(history in the assistant turn, chained summaries with the recipe's two prompts)")
+    b.add_argument("--eta", type=int, help="segment budget in tokens (default: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_ETAS.items()) + "; v1 paper: 2048/4096/6144)")
     b.add_argument("--segmenter", choices=SEGMENTERS, default="official",
                    help="official: the released rule (spans may exceed eta); strict: every span <= eta")
     b.add_argument("--summarizer", default="none",
@@ -46,14 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--max-paragraph-tokens", type=int, help="official: drop traces with a paragraph this long")
     b.add_argument("--no-vanilla", action="store_true", help="do not write the unsegmented SFT set")
     b.add_argument("--no-progress", action="store_true")
-    s = SummaryConfig()
-    b.add_argument("--summary-temperature", type=float, default=s.temperature)
-    b.add_argument("--summary-top-p", type=float, default=s.top_p)
-    b.add_argument("--summary-max-tokens", type=int, default=s.max_tokens)
-    b.add_argument("--summary-n", type=int, default=s.n, help="choices; the first that finished by stopping is kept")
-    b.add_argument("--summary-seed", type=int, default=s.seed)
-    b.add_argument("--summary-instruction", default=s.instruction, help="default: the protocol's instruction")
-    b.add_argument("--no-summarize-last", action="store_true", help="do not summarise the final span")
+    s, p = SummaryConfig(), PLUS_SUMMARY_DEFAULTS
+    both = lambda name: f"default: inftythink {getattr(s, name)}, plus {p[name]}"  # noqa: E731
+    b.add_argument("--summary-temperature", type=float, help=both("temperature"))
+    b.add_argument("--summary-top-p", type=float, help=both("top_p"))
+    b.add_argument("--summary-max-tokens", type=int, help=both("max_tokens"))
+    b.add_argument("--summary-n", type=int, help="tries per summary; the first that finished by stopping is kept, "
+                   "none finished: the trace is dropped and counted (" + both("n") + ")")
+    b.add_argument("--summary-seed", type=int)
+    b.add_argument("--summary-instruction", help="inftythink: the summary request (default: the protocol's)")
+    b.add_argument("--no-summarize-last", action="store_true",
+                   help="inftythink: do not summarise the final span (plus never does)")
     b.add_argument("--no-chat-template", action="store_true", help="plain 'role: content' summary prompts")
     m = sub.add_parser("merge", help="merge stats-part-*.json of a sharded build into stats.json")
     m.add_argument("out", help="the build's output folder (all shards written into it)")
@@ -67,11 +74,11 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         columns = Columns(question=args.question_column, solution=None if args.trace_column else args.solution_column,
                           trace=args.trace_column, conclusion=args.conclusion_column, uid=args.id_column,
                           correct=args.correct_column)
-    summary = SummaryConfig(instruction=args.summary_instruction, temperature=args.summary_temperature,
-                            top_p=args.summary_top_p, max_tokens=args.summary_max_tokens, n=args.summary_n,
-                            seed=args.summary_seed, summarize_last=not args.no_summarize_last,
-                            chat_template=not args.no_chat_template)
-    return BuildConfig(source=args.source, out=args.out, summarizer=args.summarizer, eta=args.eta,
+    summary = SummaryConfig.for_format(
+        args.format, instruction=args.summary_instruction, temperature=args.summary_temperature,
+        top_p=args.summary_top_p, max_tokens=args.summary_max_tokens, n=args.summary_n, seed=args.summary_seed,
+        summarize_last=False if args.no_summarize_last else None, chat_template=False if args.no_chat_template else None)
+    return BuildConfig(source=args.source, out=args.out, format=args.format, summarizer=args.summarizer, eta=args.eta,
                        segmenter=args.segmenter, tokenizer=args.tokenizer, columns=columns, summary=summary,
                        hub_config=args.hub_config, split=args.split, shard=parse_shard(args.shard),
                        limit=args.limit, workers=args.workers, block_rows=args.block_rows,

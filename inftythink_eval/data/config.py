@@ -2,10 +2,13 @@
 
 Owns: every knob of ``inftythink data build`` and ``build(...)`` with its
 default and docstring, validated once here (the edge); nothing downstream
-re-checks user input.
+re-checks user input.  Two output formats: ``inftythink`` (v1) and ``plus``
+(InftyThink+ cold-start rows); each brings its own defaults (eta, summary
+sampling, tries), filled in here when the caller leaves them unset.
 
 Does not know: how sources are read, how spans are cut, how summaries are
-generated.  Defaults come from ../shared/PROTOCOL.md ("Data construction").
+generated.  Defaults come from ../shared/PROTOCOL.md ("Data construction")
+and ../shared/PROTOCOL_PLUS.md ("Data") through the template modules.
 """
 
 from __future__ import annotations
@@ -15,9 +18,17 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..templates import DEFAULT_ETA, SUMMARY_INSTRUCTION
+from ..templates_plus import (DEFAULT_PLUS_ETA, SUMMARY_MAX_RETRIES, SUMMARY_MAX_TOKENS, SUMMARY_TEMPERATURE,
+                              SUMMARY_TOP_P)
 
 DEFAULT_TOKENIZER = "Qwen/Qwen2.5-Math-7B"  # the paper's segmentation tokenizer (hub id)
 SEGMENTERS = ("official", "strict")
+FORMATS = ("inftythink", "plus")
+DEFAULT_ETAS = {"inftythink": DEFAULT_ETA, "plus": DEFAULT_PLUS_ETA}
+# InftyThink+ summaries (inftythink_runner.py): T=0.5, top_p 0.95, at most 1024 tokens, one try plus up to
+# 64 regenerations of a summary that did not finish, no summary of the final span.
+PLUS_SUMMARY_DEFAULTS = {"temperature": SUMMARY_TEMPERATURE, "top_p": SUMMARY_TOP_P, "max_tokens": SUMMARY_MAX_TOKENS,
+                         "n": 1 + SUMMARY_MAX_RETRIES, "summarize_last": False}
 
 
 @dataclass(frozen=True)
@@ -65,16 +76,24 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class SummaryConfig:
-    """How summaries are asked for (PROTOCOL.md step 3 defaults)."""
+    """How summaries are asked for (PROTOCOL.md step 3 defaults; ``for_format("plus")``: PROTOCOL_PLUS.md's)."""
 
+    format: str = "inftythink"
+    """``inftythink``: one chat per span over spans 0..i then ``instruction`` (``templates.summary_chat``:
+    cumulative, all spans of a trace asked at once).  ``plus``: the InftyThink+ chain
+    (``templates_plus.summary_chat_plus``): the first span with the first-span prompt, each later span
+    after the previous summary with the later-span prompt, so span i is asked once span i-1's summary
+    exists; ``instruction`` is not used."""
     instruction: str = SUMMARY_INSTRUCTION
-    """The user turn appended after the spans."""
+    """inftythink: the user turn appended after the spans."""
     temperature: float = 0.5
     top_p: float = 1.0
     max_tokens: int = 2048
     n: int = 4
-    """Choices per summary; the first one that finished by stopping is kept (asked lazily, one
-    choice at a time, so a summary that finishes at choice 1 costs one generation)."""
+    """Tries per summary; the first one that finished by stopping is kept (asked lazily, one
+    try at a time, so a summary that finishes at try 1 costs one generation); when none finishes,
+    the trace is dropped and counted (``summary_unfinished``).  plus: 65 (one try and up to 64
+    regenerations, as the cold-start runner)."""
     seed: int = 0
     """Choice k is sampled with seed ``seed + k``."""
     summarize_last: bool = True
@@ -83,7 +102,15 @@ class SummaryConfig:
     chat_template: bool = True
     """Render the summary chat with the backend's chat template (False: plain ``role: content`` lines)."""
 
+    @classmethod
+    def for_format(cls, fmt: str = "inftythink", **overrides) -> "SummaryConfig":
+        """The defaults of ``fmt`` with ``overrides`` on top (a None override keeps the default)."""
+        base = PLUS_SUMMARY_DEFAULTS if fmt == "plus" else {}
+        return cls(format=fmt, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
     def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"summary format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not self.instruction.strip():
             raise ValueError("summary instruction must not be empty")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
@@ -101,15 +128,23 @@ class BuildConfig:
     """Local .jsonl/.json/.parquet file, a folder of them, or a hub dataset id."""
     out: str
     """Output folder (created): ``instances/``, ``vanilla/``, ``stats*.json``, ``cache/``."""
+    format: str = "inftythink"
+    """``inftythink``: v1 instances (native ``User:…Assistant:`` strings in ``messages``).  ``plus``:
+    InftyThink+ cold-start rows: ``messages`` = [user question, assistant
+    ``<history>…</history><think>…</think>`` + summary or conclusion] (``templates_plus``), the
+    history span masked by the SFT recipe (``template: chat``); same columns; ``vanilla/`` rows are
+    chats too."""
     summarizer: str = "none"
     """``hf:pretrained=DIR,batch_size=8`` / ``vllm:...`` / ``openai:...`` / ``scripted:script=F`` (a backend
     spec: name then comma-separated key=value), ``python:module:function``, or ``none`` (segment only)."""
-    eta: int = DEFAULT_ETA
+    eta: Optional[int] = None
+    """Segment budget in tokens; unset: the format's default (inftythink 4096, plus 6000)."""
     segmenter: str = "official"
     tokenizer: str = DEFAULT_TOKENIZER
     """Hub id or local folder of a transformers tokenizer, or ``words`` (whitespace words: tests, synthetic tasks)."""
     columns: Columns = field(default_factory=Columns)
-    summary: SummaryConfig = field(default_factory=SummaryConfig)
+    summary: Optional[SummaryConfig] = None
+    """Unset: ``SummaryConfig.for_format(format)``; when given, its ``format`` must match."""
     hub_config: Optional[str] = None
     """Dataset config name for hub sources."""
     split: str = "train"
@@ -131,6 +166,15 @@ class BuildConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.eta is None:
+            object.__setattr__(self, "eta", DEFAULT_ETAS[self.format])
+        if self.summary is None:
+            object.__setattr__(self, "summary", SummaryConfig.for_format(self.format))
+        if self.summary.format != self.format:
+            raise ValueError(f"summary format {self.summary.format!r} does not match the build format "
+                             f"{self.format!r}; build it with SummaryConfig.for_format({self.format!r}, ...)")
         if self.eta < 1:
             raise ValueError(f"eta must be a positive token count, got {self.eta}")
         if self.segmenter not in SEGMENTERS:

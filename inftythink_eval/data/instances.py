@@ -14,6 +14,12 @@ none was asked), ``conclusion`` (final round only, else null), ``messages``
 the input is the native prompt, the target the native output, so
 ``input + target`` is the exact training text).
 
+InftyThink+ rows (``--format plus``, ``plus_instances``/``plus_vanilla_row``) keep the same
+columns; their ``messages`` is the cold-start chat of ``templates_plus.training_messages``:
+``[{user: question}, {assistant: <history>…</history><think>…</think> + summary or conclusion}]``.
+The history span sits inside the assistant turn; the SFT recipe (``template: chat``) gives it no
+loss by the recipe's regex (``templates_plus.history_spans``), so no extra column is needed.
+
 Does not know: how spans were cut or summaries produced.
 """
 
@@ -27,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..templates import native_prompt, native_target
+from ..templates_plus import training_messages
 from .segment import Segmented
 from .sources import Trace
 
@@ -62,6 +69,23 @@ def instances(seg: Segmented, summaries: Sequence[Optional[str]]) -> list[dict]:
             "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}],
         })
     return rows
+
+
+def plus_instances(seg: Segmented, summaries: Sequence[Optional[str]]) -> list[dict]:
+    """InftyThink+ rows, one per span: the same columns as ``instances``, ``messages`` a chat."""
+    rows = instances(seg, summaries)
+    for row in rows:
+        final = row["conclusion"] is not None
+        row["messages"] = training_messages(row["question"], row["reasoning_process"], history=row["history"],
+                                            summary=None if final else row["summary"],
+                                            conclusion=row["conclusion"] if final else None)
+    return rows
+
+
+def plus_vanilla_row(trace: Trace) -> dict:
+    """The unsegmented row of InftyThink+'s Vanilla SFT, as a chat: [user q, assistant think + conclusion]."""
+    return {**vanilla_row(trace), "messages": training_messages(trace.question, trace.trace,
+                                                                conclusion=trace.conclusion)}
 
 
 def vanilla_row(trace: Trace) -> dict:

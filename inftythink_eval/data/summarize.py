@@ -3,8 +3,10 @@
 Owns: turning a summariser spec into a summariser (``hf:pretrained=DIR,...``,
 ``vllm:...``, ``openai:...``, ``scripted:script=F``: built with
 ``backends.make_backend``; ``python:module:function``; ``none``), the
-protocol's request (``templates.summary_chat`` over spans 0..i, rendered
-with the backend's chat template, temperature 0.5, max 2048 tokens), the
+protocol's request (v1: ``templates.summary_chat`` over spans 0..i; plus:
+``templates_plus.summary_chat_plus`` over the previous summary and span i,
+asked in waves by span index (``run_summaries``); rendered with the
+backend's chat template, sampling from ``SummaryConfig``), the
 n-choice rule (choice k asked only if choices 0..k-1 did not finish by
 stopping; the first finished one is kept), batching by ``backend.max_batch``
 with at most ``backend.concurrency`` calls in flight (in job order, span by
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from ..backends.base import Request, SamplingParams, make_backend
 from ..templates import summary_chat
+from ..templates_plus import summary_chat_plus
 from .cache import SummaryCache, cache_key
 from .config import SummaryConfig
 
@@ -38,6 +42,8 @@ class Job:
     index: int
     slot: int = 0
     """Position of the trace in its block (results are keyed by (slot, index): uids may repeat)."""
+    previous: Optional[str] = None
+    """plus: the summary of span index-1 (set by ``run_summaries`` once it exists)."""
 
 
 @dataclass
@@ -79,10 +85,16 @@ class BackendSummarizer:
         self.backend, self.config = backend, config
         c = config
         self.id = (f"{backend.name}:{backend.model_id}|t={c.temperature}|p={c.top_p}|max={c.max_tokens}"
-                   f"|seed={c.seed}|chat={c.chat_template}|instr={hash_text(c.instruction)}")
+                   f"|seed={c.seed}|chat={c.chat_template}|"
+                   + ("fmt=plus" if c.format == "plus" else f"instr={hash_text(c.instruction)}"))
 
     def prompt(self, job: Job) -> str:
-        messages = summary_chat(job.question, list(job.spans[:job.index + 1]), self.config.instruction)
+        if self.config.format == "plus":
+            if job.index > 0 and job.previous is None:
+                raise ValueError(f"plus summary of span {job.index} of {job.uid} asked before span {job.index - 1}'s")
+            messages = summary_chat_plus(job.question, job.spans[job.index], job.previous)
+        else:
+            messages = summary_chat(job.question, list(job.spans[:job.index + 1]), self.config.instruction)
         if self.config.chat_template:
             return self.backend.apply_chat_template(messages, add_generation_prompt=True)
         return "".join(f"{m['role']}: {m['content']}\n\n" for m in messages) + "assistant:"
@@ -166,6 +178,29 @@ class FunctionSummarizer:
 
     def close(self) -> None:
         pass
+
+
+def run_summaries(summ, jobs: Sequence[Job], cache: SummaryCache, key_parts: tuple[int, str],
+                  chained: bool) -> Outcome:
+    """All summaries of ``jobs``: at once (v1: independent cumulative chats), or ``chained`` (plus):
+    in waves by span index, each job carrying the previous summary of its trace; a trace whose
+    summary did not finish gets no later job (its missing summaries drop it)."""
+    if not chained:
+        return summ.run(jobs, cache, key_parts)
+    total = Outcome(summaries={})
+    waves: dict[int, list[Job]] = defaultdict(list)
+    for job in jobs:
+        waves[job.index].append(job)
+    for index in sorted(waves):
+        ready = [replace(j, previous=total.summaries.get((j.slot, index - 1))) for j in waves[index]]
+        ready = [j for j in ready if index == 0 or j.previous is not None]
+        if not ready:
+            break
+        outcome = summ.run(ready, cache, key_parts)
+        total.summaries.update(outcome.summaries)
+        total.asked += outcome.asked
+        total.cached += outcome.cached
+    return total
 
 
 def hash_text(text: str) -> str:

@@ -1,6 +1,7 @@
 """Build the training data of the CPU-scale reference pair from the synthetic digit-sum task.
 
     python training/synthetic/build_data.py --out runs/synthetic-data
+    python training/synthetic/build_data.py --out runs/synthetic-data-plus --format plus
 
 Writes, under --out:
   tokenizer/            the char-level tokenizer both tiny models use (also the builder's segmentation tokenizer)
@@ -8,6 +9,10 @@ Writes, under --out:
   inftythink.jsonl      InftyThink instances, released schema (question, history, reasoning_process, summary, conclusion)
   vanilla.jsonl         vanilla instances: the whole trace in one target, depths uniform over those that fit the window
   data_summary.json     counts and the settings used
+With ``--format plus``, instead of inftythink.jsonl and vanilla.jsonl:
+  inftythink_plus.jsonl InftyThink+ cold-start rows from the builder (``--format plus``): the same columns plus
+                        ``messages`` = [user question, assistant <history>..</history><think>..</think> + summary
+                        or conclusion], trained with the recipe's ``template: chat``
 
 The InftyThink instances come from the dataset builder (``inftythink_eval.data.build``) with the
 task-function summariser ``inftythink_eval.synthetic.summarise`` when that API is installed;
@@ -93,17 +98,19 @@ def build_inftythink(out: Path, probs, eta: int, tokenizer) -> tuple[list[dict],
     return _via_builder(build, out, eta), "inftythink_eval.data.build"
 
 
-def _via_builder(build, out: Path, eta: int) -> list[dict]:
+def _via_builder(build, out: Path, eta: int, fmt: str = "inftythink") -> list[dict]:
     from inftythink_eval.data.config import BuildConfig, Columns
 
-    cfg = BuildConfig(source=str(out / "source.jsonl"), out=str(out / "built"), eta=eta,
+    cfg = BuildConfig(source=str(out / "source.jsonl"), out=str(out / "built"), eta=eta, format=fmt,
                       summarizer="python:inftythink_eval.synthetic:summarise", tokenizer=str(out / "tokenizer"),
                       columns=Columns(question="problem", solution="solution"), vanilla=False)
     build(cfg)
     import pyarrow.parquet as pq
 
     files = sorted((out / "built" / "instances").glob("*.parquet"))
-    drop = {"messages"}  # the recipe rebuilds prompt/completion from the schema fields with the same templates
+    # v1: the recipe rebuilds prompt/completion from the schema fields with the same templates;
+    # plus: the recipe reads the chat in ``messages``
+    drop = {"messages"} if fmt == "inftythink" else set()
     return [{k: v for k, v in row.items() if k not in drop} for f in files for row in pq.read_table(f).to_pylist()]
 
 
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=256, help="model context window in tokens (characters)")
     ap.add_argument("--eta", type=int, default=100, help="segment budget in tokens")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--format", choices=("inftythink", "plus"), default="inftythink",
+                    help="inftythink: v1 instances + vanilla traces; plus: InftyThink+ cold-start rows only")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.save_pretrained(str(out / "tokenizer"))
     probs = synthetic.problems(range(1, args.max_depth + 1), args.questions, seed=args.seed)
     write_jsonl(out / "source.jsonl", [{"problem": p.question, "solution": p.solution()} for p in probs])
+    if args.format == "plus":
+        return _main_plus(out, probs, args)
     rows, route = build_inftythink(out, probs, args.eta, tokenizer)
     write_jsonl(out / "inftythink.jsonl", rows)
     fit = max_fitting_depth(tokenizer, args.window)
@@ -131,6 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"route": route, "inftythink_rows": len(rows), "inftythink_questions": len(probs),
                "vanilla_rows": len(vanilla), "vanilla_max_depth": fit,
                **{k: v for k, v in vars(args).items() if k != "out"}}
+    (out / "data_summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(json.dumps(summary))
+    return 0
+
+
+def _main_plus(out: Path, probs, args) -> int:
+    """The InftyThink+ rows of the tiny Plus model: the builder in ``--format plus`` on the same source."""
+    from inftythink_eval.data import build
+
+    rows = _via_builder(build, out, args.eta, "plus")
+    write_jsonl(out / "inftythink_plus.jsonl", rows)
+    summary = {"route": "inftythink_eval.data.build (format plus)", "inftythink_plus_rows": len(rows),
+               "inftythink_plus_questions": len(probs), **{k: v for k, v in vars(args).items() if k != "out"}}
     (out / "data_summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary))
     return 0
