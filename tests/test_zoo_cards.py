@@ -75,3 +75,24 @@ def test_tiny_cards_carry_the_committed_curve():
         measured = {m["depth"]: m["acc"] for m in zoo.get_card(name).raw["scores"]["measured"]}
         cells = {c["depth"]: round(c["acc"], 3) for c in curve["cells"] if c["variant"] == variant}
         assert measured == cells, f"{name}: card scores drifted from docs/training_curve.json"
+
+
+PLUS_REPORTED = {  # PROTOCOL_PLUS.md "Reported", R1-Distill-Qwen-1.5B base: (ACC %, TOK k, LAT s) per benchmark
+    "inftythink-plus-t-1.5b": {"MATH500": (91.56, 6.10, 34.26), "AIME24": (50.94, 23.36, 102.85),
+                               "AIME25": (35.83, 26.34, 113.78), "GPQA_diamond": (37.50, 24.27, 149.93)},
+    "inftythink-plus-te-1.5b": {"MATH500": (89.96, 3.36, 17.71), "AIME24": (43.96, 13.13, 57.50),
+                                "AIME25": (32.92, 7.45, 68.39), "GPQA_diamond": (35.46, 8.69, 49.87)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLUS_REPORTED))
+def test_plus_cards_evaluate_in_their_own_format_with_their_reported_rows(name):
+    card = zoo.get_card(name)
+    assert card.eval_mode == "inftythink_plus" and zoo.resolve(f"zoo:{name}")[1]["mode"] == "inftythink_plus"
+    reported = card.raw["scores"]["reported"]
+    own = {r["benchmark"]: (r["acc"], r["tok_k"], r["lat_s"]) for r in reported if r["row"] == "this checkpoint"}
+    assert own == PLUS_REPORTED[name]
+    assert all(r["samples"] == 32 and r["temperature"] == 0.7 for r in reported)
+    baselines = {r["row"] for r in reported if r["row"] != "this checkpoint"}
+    assert {"Vanilla SFT (same base, R1-Distill-Qwen-1.5B)", "InftyThink+ SFT (same base, R1-Distill-Qwen-1.5B)"} <= baselines
+    assert "inftythink_plus_n32" in card.path.read_text().splitlines()[1]  # the header's launch command
