@@ -6,13 +6,18 @@ Owns: turning ``Instance``s into engine ``Sample``s (context, ``until``,
 prompts, returning ``SampleOutput`` strings that carry per-sample stats, and
 writing the sidecar traces.
 
-Chat templates: with ``--apply_chat_template`` lm-eval hands us the chat
-(system + user messages) and each mode renders its own round prompts from it:
-vanilla/summarize/delethink use the model's chat template; native
-``inftythink`` always uses the protocol's ``User:``/``Assistant:`` strings
-(the system instruction, if any, goes before the question).  Without the
-flag the task's context string is used as is (lm-eval has already put any
-system instruction in front of it).
+Chat templates: with ``--apply_chat_template`` lm-eval asks us to render the
+chat (system, few-shot turns, the question, an assistant ``gen_prefix``); we
+render it with the main backend's chat template (or the protocol's strings under
+``template=native``), return that prompt (what ``--log_samples`` shows) and keep
+the messages, so each mode renders its own round prompts from them:
+vanilla/summarize/delethink keep the system message and the few-shot turns as
+messages, replace the last user turn with the round's text and append the
+``gen_prefix``; native ``inftythink`` always uses the protocol's
+``User:``/``Assistant:`` strings (system instruction and few-shot turns go
+before the question, no ``gen_prefix``).  Without the flag the task's context
+string is used as is (lm-eval has already put the system instruction, the
+few-shot examples and the ``gen_prefix`` into it).
 
 Does not know: sampling internals (``engine``/``backends``), scoring (tasks).
 """
@@ -20,9 +25,9 @@ Does not know: sampling internals (``engine``/``backends``), scoring (tasks).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,10 +42,47 @@ from .engine import Engine
 from .modes import Sample
 from .result import SampleOutput
 from .sidecar import Sidecar, git_commit, hardware, lm_eval_output_dir, weights_fingerprint
+from .templates import native_prompt
 from .zoo import resolve
 
 log = logging.getLogger(__name__)
-_CHAT_MARK = "\x00inftythink-chat\x00"
+# gen_kwargs lm-eval tasks use that this model understands; any other key is reported once, then ignored.
+KNOWN_GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "min_p")
+
+
+@dataclass(frozen=True)
+class ChatSample(Sample):
+    """A ``Sample`` rendered from a chat: the turns before the question, and the assistant's ``gen_prefix``."""
+
+    history: tuple = field(default=(), compare=False)  # few-shot turns as {"role", "content"} dicts
+    gen_prefix: str = ""                               # text the assistant turn starts with (lm-eval's gen_prefix)
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A chat lm-eval asked us to render: its system text, the turns before the question, the question, the prefix."""
+
+    system: str | None
+    history: tuple
+    question: str
+    gen_prefix: str
+
+    @classmethod
+    def from_messages(cls, messages: list[dict], add_generation_prompt: bool = True) -> "Chat":
+        turns = [dict(role=m["role"], content=m["content"]) for m in messages]
+        prefix = ""
+        if not add_generation_prompt and turns and turns[-1]["role"] == "assistant":
+            prefix = turns.pop()["content"]  # lm-eval's gen_prefix: the open assistant turn
+        system = "\n\n".join(m["content"] for m in turns if m["role"] == "system") or None
+        turns = [m for m in turns if m["role"] != "system"]
+        if not turns or turns[-1]["role"] != "user":
+            raise ValueError(f"a chat to render must end with a user turn (then an optional assistant prefix); "
+                             f"got roles {[m['role'] for m in messages]}")
+        return cls(system, tuple(turns[:-1]), turns[-1]["content"], prefix)
+
+    def flat_question(self) -> str:
+        """Few-shot turns and the question as one text (the native protocol has one user turn)."""
+        return "\n\n".join([m["content"] for m in self.history] + [self.question])
 
 
 def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], base_url: Optional[str]) -> Backend:
@@ -123,6 +165,8 @@ class InftyThinkLM(LM):
                              schedule=config.schedule, progress=config.progress)
         folder = lm_eval_output_dir(config.pretrained) if config.trace_dir is None else Path(config.trace_dir)
         self.sidecar = Sidecar(folder, self._provenance(path))
+        self._chats: dict[str, Chat] = {}  # rendered first prompt -> the chat it came from
+        self._warned_keys: set[str] = set()
 
     def _provenance(self, path: Optional[str]) -> dict:
         c = self.config
@@ -139,10 +183,47 @@ class InftyThinkLM(LM):
         return str(self.config.pretrained or "scripted").replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str:
-        return ""
+        """The main backend's chat template (lm-eval records it and its hash); the protocol under template=native."""
+        if self.config.template == "native":
+            return native_prompt("{question}")
+        template = getattr(getattr(self.backend, "tokenizer", None), "chat_template", None)
+        if isinstance(template, dict):  # several named templates
+            name = chat_template if isinstance(chat_template, str) else "default"
+            template = template.get(name) or next(iter(template.values()), "")
+        return template or ""
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return _CHAT_MARK + json.dumps(chat_history, ensure_ascii=False)
+        """Render the chat as the first round prompt; remember its messages for the rounds that follow."""
+        chat = Chat.from_messages(chat_history, add_generation_prompt)
+        if self.config.template == "native":
+            rendered = native_prompt(f"{chat.system}\n\n{chat.flat_question()}" if chat.system else chat.flat_question())
+        else:
+            messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + \
+                       list(chat.history) + [{"role": "user", "content": chat.question}]
+            try:
+                rendered = self.backend.apply_chat_template(messages) + chat.gen_prefix
+            except ValueError as exc:
+                raise ValueError(f"--apply_chat_template: the model {self.config.pretrained} has no usable chat "
+                                 f"template ({exc}); run without --apply_chat_template, or use template=native "
+                                 "for checkpoints trained on the User:/Assistant: protocol") from exc
+        self._chats[rendered] = chat
+        return rendered
+
+    def set_cache_hook(self, cache_hook) -> None:
+        """lm-eval's ``--use_cache`` wraps the model in ``CachingLM``, which calls this with its database.
+
+        That cache keys a response by the request's prompt and gen_kwargs only: not the mode, its parameters,
+        the backend or the model. A later run with another mode (or model) and the same file would be served
+        these responses, with the TOK/LAT they had, and no trace. So it is refused; ``cache_dir`` is the cache
+        that is keyed by all of that and resumes a killed run.
+        """
+        if getattr(cache_hook, "dbdict", None) is not None:
+            raise ValueError("--use_cache is not supported by --model inftythink: lm-eval's response cache is keyed "
+                             "by the prompt only (not mode, mode parameters, backend or model), so another mode's "
+                             "outputs and stats would be reused. Drop --use_cache and add cache_dir=DIR to "
+                             "--model_args: every finished call is kept, keyed by model, backend, prompt, "
+                             "sampling and seed, and a rerun recomputes nothing that finished.")
+        super().set_cache_hook(cache_hook)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         seen: Counter = Counter()
@@ -167,28 +248,42 @@ class InftyThinkLM(LM):
 
     def _sample(self, request, repeat: int) -> Sample:
         context, gen_kwargs = request.args[0], dict(request.args[1] or {})
+        sample_id = f"{request.task_name}/{request.doc_id}/{repeat}"
+        seed = int(hashlib.sha256(f"{self.config.seed}/{sample_id}".encode()).hexdigest()[:8], 16)
+        params = self._sampling_params(gen_kwargs, seed)
+        native = self.config.template == "native"
+        chat = self._chats.get(context)
+        if chat is None:  # the task's text as is (no --apply_chat_template)
+            return Sample(id=sample_id, question=context, params=params, native=native)
+        if native:
+            return Sample(id=sample_id, question=chat.flat_question(), params=params, system=chat.system,
+                          chat=True, native=True)
+        return ChatSample(id=sample_id, question=chat.question, params=params, system=chat.system, chat=True,
+                          history=chat.history, gen_prefix=chat.gen_prefix)
+
+    def _sampling_params(self, gen_kwargs: dict, seed: int) -> SamplingParams:
+        """lm-eval's gen_kwargs as lm-eval's ``hf`` model reads them; unknown keys are reported once.
+
+        ``do_sample=True`` without a temperature samples at temperature 1.0 (transformers' default);
+        ``do_sample=False`` is greedy whatever the temperature; no ``do_sample`` follows the temperature.
+        """
         until = gen_kwargs.pop("until", None) or []
         until = [until] if isinstance(until, str) else list(until)
         max_tokens = int(gen_kwargs.pop("max_gen_toks", self.config.max_gen_toks))
         do_sample = gen_kwargs.pop("do_sample", None)
-        temperature = float(gen_kwargs.pop("temperature", 0.0) or 0.0)
+        temperature = gen_kwargs.pop("temperature", None)
+        temperature = float(temperature) if temperature is not None else (1.0 if do_sample else 0.0)
         if do_sample is False:
             temperature = 0.0
-        top_p = float(gen_kwargs.pop("top_p", 1.0) or 1.0)
-        if gen_kwargs:
-            log.debug("inftythink ignores gen_kwargs %s", sorted(gen_kwargs))
-        sample_id = f"{request.task_name}/{request.doc_id}/{repeat}"
-        seed = int(hashlib.sha256(f"{self.config.seed}/{sample_id}".encode()).hexdigest()[:8], 16)
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                stop=tuple(s for s in until if s), seed=seed)
-        system, question, chat = None, context, False
-        if context.startswith(_CHAT_MARK):
-            messages = json.loads(context[len(_CHAT_MARK):])
-            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
-            question = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
-            chat = True
-        return Sample(id=sample_id, question=question, params=params, system=system, chat=chat,
-                      native=self.config.template == "native")
+        top_p = float(gen_kwargs.pop("top_p", None) or 1.0)
+        top_k = int(gen_kwargs.pop("top_k", None) or 0)
+        min_p = float(gen_kwargs.pop("min_p", None) or 0.0)
+        unknown = sorted(set(gen_kwargs) - self._warned_keys)
+        if unknown:
+            self._warned_keys.update(unknown)
+            log.warning("model inftythink ignores gen_kwargs %s (it understands %s)", unknown, ", ".join(KNOWN_GEN_KWARGS))
+        return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                              min_p=min_p, stop=tuple(s for s in until if s), seed=seed)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         loglikelihood = getattr(self.backend, "loglikelihood", None)
