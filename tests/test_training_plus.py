@@ -1,0 +1,178 @@
+"""The SFT recipe on InftyThink+ rows (``template: chat``): chat-template rendering, and no loss on ``<history>``.
+
+Data: the dataset builder's ``--format plus`` output of the synthetic task.  Asserts that labels are
+-100 over exactly the prompt and the ``<history>…</history>`` span and equal the ids elsewhere, that
+the loss sends no gradient to the logits that predict history tokens (while the same batch with the
+history unmasked does), that the prompt is the evaluator's (chat template, ``<think>`` opener cut),
+and that a tiny model trains and saves.
+"""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from inftythink_eval.templates_plus import training_messages
+from inftythink_eval.training.config import ConfigError, from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sft = _load("sft_recipe_plus_under_test", ROOT / "training" / "recipes" / "sft.py")
+build_data = _load("build_data_plus_under_test", ROOT / "training" / "synthetic" / "build_data.py")
+
+
+@pytest.fixture(scope="module")
+def plus_data(tmp_path_factory):
+    """Builder output (--format plus) for 12 synthetic questions (depth 1..30, eta 40: several rounds each)."""
+    out = tmp_path_factory.mktemp("synthetic-plus")
+    assert build_data.main(["--out", str(out), "--questions", "12", "--max-depth", "30", "--eta", "40",
+                            "--format", "plus"]) == 0
+    assert json.loads((out / "data_summary.json").read_text())["route"].startswith("inftythink_eval.data.build")
+    return out / "inftythink_plus.jsonl"
+
+
+def plus_cfg(data, out, **kw):
+    base = {"model": "scratch", "format": "inftythink_plus", "data": [str(data)], "output_dir": str(out),
+            "scratch": {"chars": "printable", "chat_template": "plus", "hidden_size": 32, "intermediate_size": 64,
+                        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+                        "max_position_embeddings": 256},
+            "max_length": 256, "global_batch_size": 2, "per_device_batch_size": 2, "learning_rate": 1e-2,
+            "max_steps": 2, "precision": "fp32", "gradient_checkpointing": False, "logging_steps": 1,
+            "save_steps": 1, "report_to": "none", "seed": 0}
+    return from_dict({**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def trainer_and_batch(plus_data, tmp_path_factory):
+    torch.set_num_threads(1)
+    trainer = sft.make_trainer(plus_cfg(plus_data, tmp_path_factory.mktemp("run")))
+    return trainer, next(iter(trainer.get_train_dataloader()))
+
+
+def _samples(trainer, batch):
+    """(ids, labels) of every packed sample of the batch (position ids restart at 0 for each)."""
+    pad = trainer.processing_class.pad_token_id
+    for r in range(batch["input_ids"].shape[0]):
+        ids, labels, pos = (batch[k][r].tolist() for k in ("input_ids", "labels", "position_ids"))
+        n = len(ids)
+        while n and ids[n - 1] == pad and pos[n - 1] == 0:
+            n -= 1
+        starts = [i for i, p in enumerate(pos[:n]) if p == 0] + [n]
+        for s, e in zip(starts, starts[1:]):
+            yield r, s, ids[s:e], labels[s:e]
+
+
+def _untrained_prefix(tok, ids) -> int:
+    """Tokens up to and including ``</history>`` (round > 1) or the assistant header (round 1)."""
+    text = tok.decode(ids)
+    cut = text.index("</history>") + len("</history>") if "</history>" in text else text.index("<think>")
+    return len(tok(text[:cut], add_special_tokens=False)["input_ids"])
+
+
+def test_labels_are_masked_over_exactly_the_prompt_and_the_history_span(trainer_and_batch):
+    trainer, batch = trainer_and_batch
+    tok = trainer.processing_class
+    seen_history = 0
+    for _, _, ids, labels in _samples(trainer, batch):
+        text = tok.decode(ids)
+        assert text.startswith("<|user|>x0=") and "<|assistant|>" in text
+        cut = _untrained_prefix(tok, ids)
+        seen_history += "<history>\n" in text
+        assert all(v == -100 for v in labels[:cut]), "prompt and history tokens carry no loss"
+        assert labels[cut:] == ids[cut:], "every token after </history> (think, summary/conclusion, eos) is trained"
+        assert tok.decode(ids[cut:cut + 7]) == "<think>" and ids[-1] == tok.eos_token_id
+    assert seen_history >= 2, "the batch must hold rounds with a history span"
+
+
+def _logit_grads(model, batch, labels):
+    """d loss / d logits for each position (batch rows x positions), and the loss."""
+    model.zero_grad()
+    out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"])
+    logits = out.logits
+    logits.retain_grad()
+    shift = logits[:, :-1].reshape(-1, logits.shape[-1])
+    loss = torch.nn.functional.cross_entropy(shift, labels[:, 1:].reshape(-1), ignore_index=-100)
+    loss.backward()
+    return logits.grad.abs().sum(-1), loss.item()
+
+
+def test_history_tokens_get_no_gradient_and_unmasking_them_would_change_the_loss(trainer_and_batch):
+    trainer, batch = trainer_and_batch
+    model = trainer.model.train()
+    torch.manual_seed(0)
+    tok = trainer.processing_class
+    recipe_loss = model(**{k: batch[k] for k in ("input_ids", "labels", "position_ids")}).loss.item()
+    grads, loss = _logit_grads(model, batch, batch["labels"])
+    assert math.isclose(loss, recipe_loss, rel_tol=1e-5), "the hand-computed loss is the recipe's loss"
+    unmasked = batch["labels"].clone()
+    history_positions = []
+    for r, start, ids, labels in _samples(trainer, batch):
+        text = tok.decode(ids)
+        if "<history>" not in text:
+            continue
+        h0 = len(tok(text[:text.index("<history>")], add_special_tokens=False)["input_ids"])
+        h1 = _untrained_prefix(tok, ids)
+        history_positions += [(r, start + t) for t in range(h0, h1)]
+        unmasked[r, start + h0:start + h1] = batch["input_ids"][r, start + h0:start + h1]
+    assert history_positions
+    # the logits at t-1 predict token t: no gradient reaches a prediction of a history token
+    assert all(grads[r, t - 1].item() == 0.0 for r, t in history_positions)
+    assert grads.sum().item() > 0, "target tokens do get gradient"
+    grads_unmasked, loss_unmasked = _logit_grads(model, batch, unmasked)
+    assert all(grads_unmasked[r, t - 1].item() > 0 for r, t in history_positions)
+    assert loss_unmasked != pytest.approx(loss, rel=1e-4), "with history in the loss, the loss would differ"
+
+
+def test_prompt_is_the_evaluators_chat_template_prompt_with_the_think_opener_cut(smollm2):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    row = {"messages": training_messages("What is 2+2?", "2+2=4", history="* added", summary="* 4")}
+    ex = sft.to_chat_example(row, tok)
+    masked = [i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if not m]
+    trained = [i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if m]
+    prompt = tok.apply_chat_template(row["messages"][:1], add_generation_prompt=True, tokenize=False)
+    assert tok.decode(masked) == prompt + "<history>\n* added\n</history>"
+    assert tok.decode(trained) == "<think>\n2+2=4\n</think><summary>\n* 4\n</summary>" + tok.eos_token
+    header = "{{ '<|im_start|>assistant\n' }}"
+    assert header in tok.chat_template
+    tok.chat_template = tok.chat_template.replace(header, "{{ '<|im_start|>assistant\n<think>\n' }}")
+    opened = tok.apply_chat_template(row["messages"][:1], add_generation_prompt=True, tokenize=False)
+    assert opened.endswith("<think>\n"), "the R1-distill-style template opens <think> itself"
+    ex = sft.to_chat_example(row, tok)
+    masked = tok.decode([i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if not m])
+    assert masked == opened[: -len("<think>\n")] + "<history>\n* added\n</history>"
+
+
+def test_v1_rows_and_rows_without_an_assistant_turn_are_clear_errors():
+    from inftythink_eval.training.scratch import char_tokenizer
+
+    tok = char_tokenizer(chat_template="plus")
+    v1 = {"messages": [{"role": "user", "content": "User:qAssistant:"}, {"role": "assistant", "content": "<think>"}]}
+    with pytest.raises(ConfigError, match="v1 native prompt"):
+        sft.to_chat_example(v1, tok)
+    with pytest.raises(ConfigError, match=r"expected messages = \[..., user, assistant\]"):
+        sft.to_chat_example({"question": "q"}, tok)
+
+
+def test_a_tiny_plus_model_trains_and_saves_its_chat_template(plus_data, tmp_path):
+    from transformers import AutoTokenizer
+
+    torch.set_num_threads(1)
+    summary = sft.train(plus_cfg(plus_data, tmp_path))
+    assert summary["global_step"] == 2 and math.isfinite(summary["train_loss"])
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "final"))
+    prompt = tok.apply_chat_template([{"role": "user", "content": "x0=45 n=012"}], add_generation_prompt=True,
+                                     tokenize=False)
+    assert prompt == "<|user|>x0=45 n=012<|assistant|>"
