@@ -1,18 +1,23 @@
-"""Regenerate the accuracy / TOK / LAT vs depth curve of the CPU-scale reference pair.
+"""Regenerate the accuracy / TOK / LAT vs depth curve of the CPU-scale reference models.
 
-    python scripts/synthetic_curve.py                      # both tiny models, every depth, 32 samples each
+    python scripts/synthetic_curve.py                      # the tiny pair, every depth, 32 samples each
+    python scripts/synthetic_curve.py --variants inftythink vanilla vanilla-unbounded inftythink_plus
     python scripts/synthetic_curve.py --num-samples 8 --depths 4 24 170 --out /tmp/curve.json
 
 Runs the real CLI (``lm_eval --model inftythink --model_args pretrained=zoo:<name>`` with the
 ``inftythink_synthetic`` task and ``--metadata '{"depth": D}'``), one lm_eval process per
 (model, depth), and keeps each finished cell in ``--cells`` (default runs/synthetic_curve_cells/) so an
 interrupted run resumes; a cell's file name carries a hash of the model's weights, so a retrained
-model is measured afresh (delete that folder to measure the same weights again).
+model is measured afresh (delete that folder to measure the same weights again).  Cells already in
+``--out`` with the same variant, weights hash, depth, sample count and seed are kept as they are
+(so adding a variant measures only that variant).
 Writes the curve as JSON (atomic) and prints a Markdown table for docs/training.md.
 
 Variants: ``vanilla`` is window-bound (max_gen_toks 228 = 256-token window minus the prompt);
 ``vanilla-unbounded`` lets the same model generate past its window (--gen_kwargs
-max_gen_toks=N) to show what happens to its positions beyond training.
+max_gen_toks=N) to show what happens to its positions beyond training.  ``inftythink_plus`` is the
+tiny InftyThink+ model in ``mode=inftythink_plus`` (its own chat template, ``<history>`` prefilled in
+the assistant turn; the card sets the mode and round budget).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ VARIANTS = {
     "vanilla": ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla,backend=hf", "--apply_chat_template"],
     "vanilla-unbounded": ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla,backend=hf", "--apply_chat_template",
                           "--gen_kwargs", "max_gen_toks=2800"],
+    "inftythink_plus": ["--model_args", "pretrained=zoo:tiny-synthetic-inftythink-plus,backend=hf,mode=inftythink_plus"],
 }
 # One thread unless the caller says otherwise: a ~1M-parameter model gains nothing from a second thread, and on a
 # shared 2-core machine OpenMP's spinning made a generation step ~60x slower (713 vs 12 ms, measured here).
@@ -124,12 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     cell_dir = Path(args.cells)
     cells = []
+    known = {}
+    if out.is_file():  # cells of an earlier run, reused when their weights are the committed ones
+        known = {(c["variant"], c.get("weights_sha256"), c["depth"], c["num_samples"], c["seed"]): c
+                 for c in json.loads(out.read_text())["cells"]}
     for variant in args.variants:
         weights = weights_id(variant)
         for depth in args.depths:
             path = cell_dir / f"{variant}_{weights}_d{depth}_n{args.num_samples}_s{args.seed}.json"
             if path.is_file():
                 cell = json.loads(path.read_text())
+            elif (variant, weights, depth, args.num_samples, args.seed) in known:
+                cell = known[(variant, weights, depth, args.num_samples, args.seed)]
             else:
                 cell = {**run_cell(variant, depth, args.num_samples, args.seed), "weights_sha256": weights}
                 write_atomic(path, json.dumps(cell, indent=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -9,27 +10,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future
 from pathlib import Path
 
 import datasets
 import pytest
 
-from inftythink_eval.backends.base import register_backend
-from inftythink_eval.backends.scripted import ScriptedBackend, ScriptedOptions
+from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
 from inftythink_eval.data.summarize import BackendSummarizer, make_summarizer, parse_spec
 from inftythink_eval.templates import SUMMARY_INSTRUCTION, parse_round
 
 TESTS = Path(__file__).parent
 COLUMNS = Columns(question="question", solution=None, trace="trace", conclusion="answer")
-
-
-class SlowScripted(ScriptedBackend):
-    """The scripted backend, 30 ms per request: slow enough to be killed mid-build."""
-
-    def generate(self, requests):
-        time.sleep(0.03 * len(requests))
-        return super().generate(requests)
 
 
 class SeededScripted(ScriptedBackend):
@@ -39,11 +32,14 @@ class SeededScripted(ScriptedBackend):
         super().__init__(**kw)
         self.finish_from, self.seeds = finish_from, []
 
-    def generate(self, requests):
-        self.seeds += [r.params.seed for r in requests]
-        outs = super().generate(requests)
-        return [o if r.params.seed >= self.finish_from else type(o)(o.text, o.prompt_tokens, o.output_tokens, "length")
-                for r, o in zip(requests, outs)]
+    def submit(self, request):
+        self.seeds.append(request.params.seed)
+        future = super().submit(request)
+        if request.params.seed >= self.finish_from:
+            return future
+        cut = Future()
+        cut.set_result(dataclasses.replace(future.result(), finish_reason="length"))
+        return cut
 
 
 def _rows(n: int = 12) -> list[dict]:
@@ -66,11 +62,10 @@ def _load(out: Path, folder: str = "instances"):
 
 
 def run_build(out: str, source: str, script: str, call_log: str, shard: str = "0/1") -> None:
-    """Entry point of the subprocesses below (a slow scripted backend registered under a name)."""
-    register_backend("slowscripted", "test_data_build:SlowScripted", ScriptedOptions, install="nothing: a test backend")
+    """Entry point of the subprocesses below (the scripted backend, 30 ms per request, one at a time)."""
     i, n = map(int, shard.split("/"))
     build(BuildConfig(source=source, out=out, eta=8, tokenizer="words", columns=COLUMNS, block_rows=2,
-                      summarizer=f"slowscripted:script={script},call_log={call_log},max_batch=1",
+                      summarizer=f"scripted:script={script},call_log={call_log},max_batch=1,delay=0.03",
                       summary=SummaryConfig(n=2), shard=(i, n), rows_per_file=7, progress=False))
 
 
@@ -236,35 +231,26 @@ def test_summarizer_specs():
         parse_spec("hf:pretrained")
 
 
-class InFlight(ScriptedBackend):
-    """The scripted backend, counting how many generate calls overlap."""
+class Stamped(ScriptedBackend):
+    """The scripted backend's imitated engine (``delay`` per request, ``max_batch`` slots), keeping every future."""
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        import threading
+        self.futures = []
 
-        self.now = self.peak = 0
-        self.guard = threading.Lock()
-
-    def generate(self, requests):
-        with self.guard:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(0.02)
-        try:
-            return super().generate(requests)
-        finally:
-            with self.guard:
-                self.now -= 1
+    def submit(self, request):
+        self.futures.append(super().submit(request))
+        return self.futures[-1]
 
 
-def test_api_backends_run_batches_concurrently_but_bounded(tmp_path):
+def test_a_round_of_requests_goes_to_the_backend_at_once_and_the_backend_batches_it(tmp_path):
     rows = _rows(16)
-    backend = InFlight(script=_script(rows), concurrency=3, max_batch=2)
+    backend = Stamped(script=_script(rows), max_batch=8, delay=0.2)
     report = build(BuildConfig(source="mem", out=str(tmp_path / "a"), eta=8, tokenizer="words", columns=COLUMNS,
                                progress=False), summarizer=BackendSummarizer(backend), rows=rows)
-    assert report["counts"]["summaries_asked"] == 40 and backend.calls == 40
-    assert 2 <= backend.peak <= 3
+    done = [f.result() for f in backend.futures]
+    assert report["counts"]["summaries_asked"] == 40 == len(done)
+    assert max(c.submitted for c in done) < min(c.finished for c in done), "every request is in before any is done"
     serial = build(BuildConfig(source="mem", out=str(tmp_path / "b"), eta=8, tokenizer="words", columns=COLUMNS,
                                progress=False), summarizer=BackendSummarizer(ScriptedBackend(script=_script(rows))),
                    rows=rows)

@@ -8,10 +8,10 @@ protocol's request (v1: ``templates.summary_chat`` over spans 0..i; plus:
 asked in waves by span index (``run_summaries``); rendered with the
 backend's chat template, sampling from ``SummaryConfig``), the
 n-choice rule (choice k asked only if choices 0..k-1 did not finish by
-stopping; the first finished one is kept), batching by ``backend.max_batch``
-with at most ``backend.concurrency`` calls in flight (in job order, span by
-span, for a backend that reuses cached prefixes), and writing every
-returned choice to the cache before it is used.
+stopping; the first finished one is kept), handing each round of requests
+to the backend at once (the backend batches what is in flight; in job order,
+span by span, for a backend that reuses cached prefixes), and writing every
+returned choice to the cache the moment it finishes, before it is used.
 
 Does not know: sources, segmentation rules, output files.
 """
@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
-from ..backends.base import Request, SamplingParams, make_backend
+from ..backends.base import Request, RequestError, SamplingParams, make_backend
 from ..templates import summary_chat
 from ..templates_plus import summary_chat_plus
 from .cache import SummaryCache, cache_key
@@ -111,7 +111,7 @@ class BackendSummarizer:
             self._ask(missing, choice, cache)
             still = []
             for key, (job, prompt) in zip(keys, pending):
-                record = cache.get(key)
+                record = cache.get(key) or {"text": "", "finish": "error"}
                 text = record["text"].strip()
                 if record["finish"] == "stop" and text:
                     outcome.summaries[(job.slot, job.index)] = text
@@ -123,30 +123,22 @@ class BackendSummarizer:
         return outcome
 
     def _ask(self, missing: list[tuple[str, str]], choice: int, cache: SummaryCache) -> None:
+        """Hand every request to the backend at once (it batches what is in flight: hf by ``batch_size``,
+        vLLM continuously, openai up to ``concurrency``) and cache each the moment it finishes.
+        A request that fails for good (``RequestError``) is not cached: it counts as unfinished now
+        and is asked again by a rerun."""
         c = self.config
         params = SamplingParams(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p, seed=c.seed + choice)
-        size = max(1, int(self.backend.max_batch))
         if not getattr(self.backend, "reuses_prefixes", False):
-            missing = sorted(missing, key=lambda kp: len(kp[1]))  # similar lengths per batch: little padding
+            missing = sorted(missing, key=lambda kp: len(kp[1]))  # similar lengths side by side: little padding
         # else keep job order (trace by trace, span by span): prompt i+1 extends prompt i's cached prefix
-        batches = [missing[i:i + size] for i in range(0, len(missing), size)]
-
-        def call(batch):
-            return batch, self.backend.generate([Request(p, params) for _, p in batch])
-
-        workers = max(1, int(getattr(self.backend, "concurrency", 1)))
-        if workers == 1:  # in-process engines: no threads
-            finished = map(call, batches)
-        else:  # at most `concurrency` calls in flight; each batch is cached the moment it returns
-            pool = ThreadPoolExecutor(max_workers=workers)
-            finished = (f.result() for f in as_completed([pool.submit(call, b) for b in batches]))
-        try:
-            for batch, completions in finished:
-                cache.put_many((key, {"text": comp.text, "finish": comp.finish_reason})
-                               for (key, _), comp in zip(batch, completions))
-        finally:
-            if workers > 1:
-                pool.shutdown(wait=True, cancel_futures=True)
+        futures = {self.backend.submit(Request(prompt, params)): key for key, prompt in missing}
+        for future in as_completed(futures):
+            try:
+                comp = future.result()
+            except RequestError:
+                continue
+            cache.put_many([(futures[future], {"text": comp.text, "finish": comp.finish_reason})])
 
     def close(self) -> None:
         self.backend.close()
