@@ -20,7 +20,9 @@ Does not know: what the calls mean (``modes``), lm-eval, files other than the ca
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import Future
@@ -65,15 +67,20 @@ class _Run:
     def execute(self) -> list[Trace]:
         self.bar, self.start = _progress(len(self.samples), self.engine.progress), time.time()
         try:
-            for index in range(len(self.samples)):
-                self._advance(index)
-            self._flush_if_round_done()
-            while self.done < len(self.samples):
-                try:
-                    event = self.finished.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                self._deliver(*event)
+            with _signals_interrupt():
+                for index in range(len(self.samples)):
+                    self._advance(index)
+                self._flush_if_round_done()
+                while self.done < len(self.samples):
+                    try:
+                        event = self.finished.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    self._deliver(*event)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see _signals_interrupt)
+            if self.engine.cache is not None:
+                self.engine.cache.close()  # a write in progress ends whole; none starts after
+            raise RunInterrupted(self._stopped_message(exc, "interrupted")) from None
         except Exception as exc:  # noqa: BLE001 - one clear error, finished calls kept
             raise BackendError(self._stopped_message(exc)) from exc
         finally:
@@ -81,11 +88,13 @@ class _Run:
                 self.bar.close()
         return self.traces
 
-    def _stopped_message(self, exc: BaseException) -> str:
+    def _stopped_message(self, exc: BaseException, what: str = "stopped") -> str:
         kept = self.kept + sum(c.cached for t in self.traces for c in t.calls)
-        where = (" in the cache; rerun with the same cache_dir to resume" if self.engine.cache else
-                 "; set cache_dir to resume without recomputing them")
-        return f"generation stopped: {type(exc).__name__}: {exc}. {kept} finished calls are kept{where}"
+        cache = self.engine.cache
+        where = (f" in the cache ({cache.folder}); rerun the same command with the same cache_dir to resume"
+                 if cache is not None else "; set cache_dir to resume without recomputing them")
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return f"generation {what}: {why}. {kept} finished calls are kept{where}"
 
     # --- stages ---------------------------------------------------------------
     def _advance(self, index: int) -> None:
@@ -165,6 +174,36 @@ class _Run:
             held, self.held = self.held, []
             for item in held:
                 self._submit(item)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by Ctrl-C or SIGTERM; the message says what is kept and how to resume."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised on the run loop's thread so it stops like Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """While the run loop runs on the main thread, SIGTERM raises ``Terminated`` there (Ctrl-C already
+    raises KeyboardInterrupt); the previous handler comes back afterwards, so a second SIGTERM kills."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated("SIGTERM")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if previous is None else previous  # a handler installed outside Python
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_term:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _fingerprint(backend: Backend) -> dict:

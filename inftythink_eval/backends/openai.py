@@ -11,9 +11,11 @@ malformed or cut-short bodies; stop strings enforced client-side too (some
 servers leave them in); a local tokenizer for chat templates and token
 slicing.
 
-A request that still fails (every retry spent, or a 4xx such as "context
-length exceeded") raises ``RequestError``: it costs that sample, recorded
-with the reason, and the run goes on.  Past one machine, point ``base_url``
+A request the server refuses (a 4xx such as "context length exceeded")
+raises ``RequestError``: it costs that sample, recorded with the reason, and
+the run goes on.  A request whose every retry is spent (the server is down or
+keeps failing) raises ``BackendError``: the run stops with a clear error, every
+finished call kept in the cache, rather than marking every sample failed.  Past one machine, point ``base_url``
 at a router (``vllm-router``, ``sglang-router``) or at ``vllm serve
 --data-parallel-size N``: this backend sees one URL.
 
@@ -98,6 +100,14 @@ class OpenAIBackend(TokenizerOps):
         self._headers = {"Authorization": f"Bearer {os.environ[api_key_env]}"} if os.environ.get(api_key_env) else {}
         self._tokenizer_name = tokenizer or pretrained
         self._tokenizer = None
+        if self._tokenizer_name:  # loaded now, not inside the event loop
+            try:
+                self.tokenizer
+            except (OSError, ValueError) as exc:
+                log.warning("openai backend: no local tokenizer from %r (%s); token counts come from the server's "
+                            "usage and max_tokens is not clamped. Pass tokenizer=<hub id or folder> to fix",
+                            self._tokenizer_name, exc)
+                self._tokenizer_name = None
         self._context: Optional[int] = int(max_model_len) if max_model_len else None
         self._context_checked = bool(max_model_len)
         self._loop = asyncio.new_event_loop()
@@ -196,7 +206,7 @@ class OpenAIBackend(TokenizerOps):
                             self.retries, delay)
                 await asyncio.sleep(delay)
         self.stats["failed"] += 1
-        raise RequestError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}). "
+        raise BackendError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}). "
                            "Is the server running and reachable? Check base_url, or raise http_retries/timeout")
 
     async def _post(self, url: str, body: dict) -> tuple[dict, Optional[float]]:

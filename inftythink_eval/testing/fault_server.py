@@ -13,11 +13,16 @@ prompt matches a rule:
 - ``cut``: a body shorter than its Content-Length, then close;
 - ``malformed``: HTTP 200 with a body that is not JSON;
 - ``slow``: sleeps ``slow_seconds`` before answering (a read timeout for the client);
+- ``stall``: a streamed answer that sends its first word, then nothing for ``slow_seconds``;
+- ``bad_utf8``: a streamed answer whose first chunk holds bytes that are not UTF-8 (and a NUL);
 - ``no_usage``: a normal answer without ``usage``;
 - ``stop_left_in``: the answer keeps the stop string and what follows it.
 
-Every request is logged (``server.log``: prompt, fault, status) so tests count
-attempts.  For tests and benchmarks of the ``openai`` backend where the
+Every request is logged (``server.log``: prompt, fault, request body, arrival
+time ``t``) so tests count attempts; a client that hangs up mid-answer is
+logged too (``server.hangups``), never printed.  ``restart`` closes the
+listening socket and opens it again on the same port after a pause (a
+server restarted mid-run).  For tests and benchmarks of the ``openai`` backend where the
 workload must be exactly controlled; timings from it are not evidence about
 any real engine.  Does not know: the evaluator.
 """
@@ -40,16 +45,32 @@ class FaultServer:
         self.rules, self.delay_per_token, self.max_model_len = rules, delay_per_token, max_model_len
         self.slow_seconds = slow_seconds
         self.log: list[dict] = []
+        self.hangups = 0
         self._seen: dict[int, int] = defaultdict(int)
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._open(port)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def _open(self, port: int) -> None:
+        self.httpd = _Server(("127.0.0.1", port), _handler(self))
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.httpd.handle_error = self._hangup
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _hangup(self, request, client_address) -> None:
+        with self._lock:
+            self.hangups += 1
 
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop listening (connections are refused), wait ``down_seconds``, listen again on the same port."""
+        self.close()
+        time.sleep(down_seconds)
+        self._open(self.port)
 
     def __enter__(self) -> "FaultServer":
         return self
@@ -67,6 +88,10 @@ class FaultServer:
                 faults = rule.get("faults") or []
                 return rule, faults[k] if k < len(faults) else None
         raise LookupError(f"fault server: no rule matches {prompt[:80]!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512   # many clients connect at once (the default backlog of 5 resets them)
 
 
 def _words(text: str) -> list[str]:
@@ -97,7 +122,7 @@ def _handler(server: FaultServer):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             rule, fault = server.plan(body["prompt"])
-            server.log.append({"prompt": body["prompt"], "fault": fault, "body": body})
+            server.log.append({"prompt": body["prompt"], "fault": fault, "body": body, "t": time.time()})
             if fault in ("500", "502", "503", "429"):
                 return self._json(int(fault), {"error": {"message": f"injected {fault}"}})
             if fault == "context":
@@ -126,7 +151,7 @@ def _handler(server: FaultServer):
                 self.close_connection = True
                 return
             if body.get("stream") and fault not in ("malformed", "cut"):
-                return self._stream(_words(text), finish, usage)
+                return self._stream(_words(text), finish, usage, fault)
             time.sleep(server.delay_per_token * len(_words(text)))
             payload = {"choices": [{"index": 0, "text": text, "finish_reason": finish}]}
             if usage:
@@ -138,15 +163,19 @@ def _handler(server: FaultServer):
                 return self._raw(200, data[: len(data) // 2], "application/json", length=len(data))
             return self._raw(200, data, "application/json")
 
-        def _stream(self, words, finish, usage):
+        def _stream(self, words, finish, usage, fault=None):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            for word in words:
+            if fault == "bad_utf8":  # raw bytes inside the JSON string that are not UTF-8, and an escaped NUL
+                self.wfile.write(b'data: {"choices": [{"index": 0, "text": "\xff\xfe\\u0000 ", "finish_reason": null}]}\n\n')
+            for index, word in enumerate(words):
                 time.sleep(server.delay_per_token)
                 self._event({"choices": [{"index": 0, "text": word, "finish_reason": None}]})
+                if fault == "stall" and index == 0:
+                    time.sleep(server.slow_seconds)
             self._event({"choices": [{"index": 0, "text": "", "finish_reason": finish}]})
             if usage:
                 self._event({"choices": [], "usage": usage})

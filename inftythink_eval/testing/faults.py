@@ -1,0 +1,177 @@
+"""Fault-injection scenarios: each runs a real evaluation, injects one fault and says how it ended.
+
+Owns: ``Outcome`` (one scenario's figures: faults injected, how the run
+ended, samples failed with a reason, calls recomputed after resume, samples
+lost, seconds to resolve), the table of misbehaving-server faults and what
+each must end in (``SERVER_FAULTS``), the runner of one server scenario
+against ``FaultServer`` through the real ``openai`` backend and engine,
+and cache counting (``cache_lines``: a call recomputed after a resume is a
+second line with the same key).  The tests (``tests/test_faults_*.py``)
+assert on these outcomes; ``scripts/reliability.py`` runs them all and
+writes the figures into ``docs/reliability.md``.
+
+Each fault ends one of three ways, chosen on purpose: ``retried`` (to
+success), ``sample failed`` (that sample records the reason, the run goes
+on), ``run stopped`` (a clear error, every finished call kept; a rerun with
+the same cache resumes).  ``answered`` marks answers that are odd but whole
+(no ``usage``, a stop string left in): they are repaired client-side.
+
+Does not know: lm-eval's output layout (the tests read it), figures' layout.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..backends.base import BackendError, SamplingParams, make_backend
+from ..cache import CallCache
+from ..engine import Engine
+from ..modes import ModeParams, Sample
+from .fault_server import FaultServer
+
+ENDINGS = ("retried", "answered", "sample failed", "run stopped")
+ANSWER = "one two three. four five"  # every healthy answer; the stop string "four" cuts it to "one two three. "
+
+
+@dataclass
+class Outcome:
+    """What one scenario did and how it ended (one row of the figures)."""
+
+    kind: str                 # "server", "kill", "storage", "output", "concurrent", "builder"
+    scenario: str
+    ending: str               # one of ENDINGS, or "resumed" / "verdict"
+    injected: int = 1         # faults injected
+    runs: int = 1             # runs started (a resume counts)
+    completed: int = 0        # runs that finished (after resume where there was one)
+    samples: int = 0
+    failed: int = 0           # samples recorded as failed, with their reason
+    recomputed: int = 0       # calls run again after a resume (target 0)
+    lost: int = 0             # samples neither finished nor recorded as failed (target 0)
+    seconds: float = 0.0      # longest time from injecting a fault to its resolution
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+# name -> (faults for the first sample's requests, the ending chosen for it, model_args overrides)
+SERVER_FAULTS: dict[str, tuple[list[str], str]] = {
+    "HTTP 500 burst (2)": (["500", "500"], "retried"),
+    "HTTP 502": (["502"], "retried"),
+    "HTTP 503 burst (3)": (["503"] * 3, "retried"),
+    "HTTP 429 burst (3)": (["429"] * 3, "retried"),
+    "server dies mid-request": (["die"], "retried"),
+    "read timeout (no answer)": (["slow"], "retried"),
+    "read timeout (stream stalls)": (["stall"], "retried"),
+    "malformed JSON": (["malformed"], "retried"),
+    "body cut short": (["cut"], "retried"),
+    "no usage in the answer": (["no_usage"], "answered"),
+    "stop string left in": (["stop_left_in"], "answered"),
+    "invalid UTF-8 and NUL in a stream": (["bad_utf8"], "answered"),
+    "HTTP 400 context length exceeded": (["context"], "sample failed"),
+    "HTTP 503 for good (every retry spent)": (["503"] * 50, "run stopped"),
+    "connection refused (no server)": ([], "run stopped"),
+    "server restarted mid-run": ([], "retried"),
+}
+RETRIES, BACKOFF, TIMEOUT, SLOW = 4, 0.05, 1.0, 3.0  # the client's settings and the server's stall in scenarios
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cache_lines(folder: Path) -> tuple[int, int]:
+    """(whole lines, distinct keys) over a cache folder: lines - keys = calls computed twice."""
+    keys: list[str] = []
+    for path in sorted(Path(folder).glob("calls-*.jsonl")):
+        for raw in path.read_bytes().split(b"\n"):
+            try:
+                keys.append(json.loads(raw)["key"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return len(keys), len(set(keys))
+
+
+def _samples(n: int) -> list[Sample]:
+    return [Sample(f"s{i}", f"Q{i}: say something.", SamplingParams(max_tokens=8, stop=("four",))) for i in range(n)]
+
+
+def _run(url: str, tokenizer: str, cache: Path, samples: list[Sample]):
+    backend = make_backend("openai", base_url=url, tokenizer=tokenizer, http_retries=RETRIES, backoff=BACKOFF,
+                           timeout=TIMEOUT, concurrency=4)
+    try:
+        return Engine(backend, "vanilla", ModeParams(), cache=CallCache(cache), progress=False).run(samples), backend
+    finally:
+        backend.close()
+
+
+def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n: int = 4) -> Outcome:
+    """Run ``n`` samples through the ``openai`` backend against a ``FaultServer`` whose first sample meets
+    the fault ``name``; where the run stops, resume it against a healthy server with the same cache."""
+    faults, _ = SERVER_FAULTS[name]
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="faults-"))
+    cache = workdir / "cache"
+    rules = [{"match": "Q0:", "output": ANSWER, "faults": faults}, {"match": "", "output": ANSWER}]
+    n = 2 * n if name == "server restarted mid-run" else n  # a second wave of requests meets the closed port
+    samples = _samples(n)
+    outcome = Outcome("server", name, ending="", injected=len(faults) or 1, samples=n)
+    server = None if name.startswith("connection refused") else FaultServer(rules, slow_seconds=SLOW)
+    url = server.url if server else f"http://127.0.0.1:{free_port()}/v1"
+    if name == "server restarted mid-run":  # down for 0.5 s once the first request is in
+        server.delay_per_token = 0.05
+        threading.Thread(target=_restart_after_first_request, args=(server, 0.5), daemon=True).start()
+    start = time.time()
+    try:
+        traces, backend = _run(url, tokenizer, cache, samples)
+        outcome.completed, outcome.seconds = 1, time.time() - start
+        outcome.extra["stats"] = dict(backend.stats)
+    except BackendError as exc:
+        outcome.seconds, outcome.detail = time.time() - start, str(exc)
+        if server is not None:
+            server.close()
+        traces = _resume(outcome, rules, tokenizer, cache, samples, int(url.rsplit(":", 1)[1].split("/")[0]))
+    finally:
+        if server is not None:
+            server.close()
+    outcome.failed = sum(1 for t in traces if t.final is not None and t.final.reason == "error")
+    outcome.lost = sum(1 for t in traces if t.final is None)
+    outcome.extra["outputs"] = [t.calls[-1].output if t.calls else None for t in traces]
+    outcome.extra["errors"] = [t.error for t in traces]
+    outcome.extra["attempts_first"] = sum(1 for e in (server.log if server else []) if e["prompt"].startswith("Q0:"))
+    if not outcome.ending:
+        outcome.ending = ("sample failed" if outcome.failed else
+                          "retried" if outcome.extra["stats"]["retries"] else "answered")
+    return outcome
+
+
+def _restart_after_first_request(server: FaultServer, down: float) -> None:
+    deadline = time.time() + 30
+    while not server.log and time.time() < deadline:
+        time.sleep(0.005)
+    server.restart(down)
+
+
+def _resume(outcome: Outcome, rules: list[dict], tokenizer: str, cache: Path, samples: list[Sample], port: int):
+    """The run stopped: count what the cache kept, resume against a healthy server on the same port (the
+    backend's fingerprint holds the URL), count recomputed calls."""
+    outcome.ending, outcome.runs = "run stopped", 2
+    kept, _ = cache_lines(cache)
+    healthy = [{**r, "faults": []} for r in rules]
+    with FaultServer(healthy, port=port) as server:
+        traces, _ = _run(server.url, tokenizer, cache, samples)
+        asked = len(server.log)
+    lines, keys = cache_lines(cache)
+    outcome.completed = 1
+    outcome.recomputed = lines - keys
+    outcome.extra.update(kept_before_resume=kept, asked_on_resume=asked)
+    return traces
