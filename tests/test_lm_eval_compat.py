@@ -163,3 +163,18 @@ def test_do_sample_without_temperature_samples_and_top_k_is_applied(tmp_path, co
                            "--gen_kwargs", "top_k=1,typical_p=0.5")
     assert all(len(set(s["resps"][0])) == 1 for s in samples), [s["resps"] for s in samples]
     assert proc.stderr.count("ignores gen_kwargs ['typical_p']") == 1, proc.stderr[-3000:]
+
+
+# --- lm-eval's response cache ---------------------------------------------------------------------------------
+def test_use_cache_is_refused_with_the_way_to_cache(tmp_path, compat_tasks):
+    """lm-eval's --use_cache keys responses by prompt only: a vanilla run's outputs would be served to a
+    summarize run. It fails before any generation and names model_args cache_dir."""
+    import subprocess
+
+    log = tmp_path / "calls.jsonl"
+    cmd = [*LM_EVAL, "--model", "inftythink", "--model_args", scripted(tmp_path, [{"match": "", "output": "4"}],
+           call_log=str(log)), "--tasks", "compat_em", "--include_path", str(compat_tasks),
+           "--use_cache", str(tmp_path / "lm_cache")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "cache_dir=DIR" in done.stderr, done.stderr[-2000:]
+    assert not log.exists(), "nothing should be generated"
