@@ -178,3 +178,84 @@ def test_parse_round_trips_the_builders_turns():
     assert (parsed.kind, parsed.think, parsed.summary) == (P.SUMMARY, "line 1\n\nline 2\n", "* a\n* b")
     parsed = P.parse_iteration(P.assistant_turn("r", conclusion="\\boxed{7}"))
     assert (parsed.kind, parsed.conclusion) == (P.CONCLUSION, "\\boxed{7}")
+
+
+# --- one-file modes ----------------------------------------------------------------
+NEW_MODE = '''
+"""Mode ``echo_twice``: a mode that lives in this one file and nowhere else."""
+from dataclasses import dataclass
+from typing import Any
+
+from inftythink_eval.modes._base import Param, register, seeded
+from inftythink_eval.trace import REASON, Call, Final
+
+
+@register("echo_twice", (Param("times", int, 2, "calls per sample", 1, key=True),), rank=99)
+@dataclass(frozen=True)
+class EchoTwice:
+    tools: Any
+    params: Any = None
+
+    def next_call(self, sample, calls):
+        if len(calls) < self.params.times:
+            return Call(REASON, self.tools.render(sample, sample.question), seeded(sample.params, len(calls)))
+        return Final(calls[-1].output)
+'''
+
+USE_IT = '''
+import dataclasses, importlib.util, sys
+spec = importlib.util.find_spec("inftythink_eval.modes")
+spec.submodule_search_locations.append(sys.argv[1])  # as if echo_twice.py sat in inftythink_eval/modes/
+package = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = package
+spec.loader.exec_module(package)
+
+from inftythink_eval.backends.base import SamplingParams
+from inftythink_eval.backends.scripted import ScriptedBackend
+from inftythink_eval.config import parse
+from inftythink_eval.engine import Engine
+from inftythink_eval.modes import Sample
+
+config = parse({"backend": "scripted", "mode": "echo_twice", "times": "3"})
+engine = Engine(ScriptedBackend([{"match": "", "output": "hi"}]), config.mode, config.mode_params(), progress=False)
+trace = engine.run([Sample("s", "Q?", SamplingParams(max_tokens=5))])[0]
+print(len(trace.calls), trace.final.answer, dataclasses.asdict(engine.mode.params))
+try:
+    parse({"backend": "scripted", "mode": "nope"})
+except ValueError as err:
+    print(err)
+try:
+    parse({"backend": "scripted", "times": "0"})
+except ValueError as err:
+    print(err)
+'''
+
+
+def test_a_new_mode_is_one_module(tmp_path):
+    """Adding a mode is adding its module: model_args keys, coercion, checks, the mode list and the engine
+    follow from its declarations, with no edit to config.py, the engine or the leaderboard."""
+    import subprocess
+    import sys
+
+    (tmp_path / "echo_twice.py").write_text(NEW_MODE)
+    (tmp_path / "use_it.py").write_text(USE_IT)
+    proc = subprocess.run([sys.executable, str(tmp_path / "use_it.py"), str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "3 hi {'times': 3}"
+    assert "valid modes are vanilla, inftythink, summarize, delethink, inftythink_plus, echo_twice" in lines[1]
+    assert lines[2] == "times must be >= 1, got 0"
+
+
+def test_every_documented_model_args_key_still_works():
+    from inftythink_eval.config import parse
+
+    old = {"max_rounds": "3", "round_tokens": "64", "retry": "true", "max_retries": "2", "user_role": "<|U|>",
+           "assistant_role": "<|A|>", "eta": "32", "summary_tokens": "16", "summary_temperature": "0.3",
+           "chunk": "40", "carryover": "30", "keep_head": "5", "max_chunks": "4"}
+    params = parse({"backend": "scripted", **old}).mode_params()
+    assert dataclasses.asdict(params) == {"max_rounds": 3, "round_tokens": 64, "retry": True, "max_retries": 2,
+                                          "user_role": "<|U|>", "assistant_role": "<|A|>", "eta": 32,
+                                          "summary_tokens": 16, "summary_temperature": 0.3, "chunk": 40,
+                                          "carryover": 30, "keep_head": 5, "max_chunks": 4}

@@ -66,6 +66,7 @@ class Param:
     default: Any
     doc: str
     minimum: Optional[float] = None
+    key: bool = False      # shown beside the mode in leaderboard tables even at its default
 
     def check(self, value: Any) -> None:
         if value is None and type(None) in typing.get_args(self.type):
@@ -75,8 +76,8 @@ class Param:
 
 
 # Declared once here because several modes share them (same name, type and default).
-MAX_ROUNDS = Param("max_rounds", int, DEFAULT_MAX_ROUNDS, "most reasoning rounds (iterations) per sample", 1)
-ROUND_TOKENS = Param("round_tokens", int, DEFAULT_ROUND_TOKENS, "most tokens per round", 1)
+MAX_ROUNDS = Param("max_rounds", int, DEFAULT_MAX_ROUNDS, "most reasoning rounds (iterations) per sample", 1, key=True)
+ROUND_TOKENS = Param("round_tokens", int, DEFAULT_ROUND_TOKENS, "most tokens per round", 1, key=True)
 
 Validator = Callable[[dict], dict]
 

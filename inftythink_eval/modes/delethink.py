@@ -21,10 +21,10 @@ from ..trace import REASON, Call, CallRecord, Final
 from ._base import Decision, Param, Sample, Tools, register, seeded
 
 PARAMS = (
-    Param("chunk", int, 8192, "chunk size C in tokens", 1),
-    Param("carryover", Optional[int], None, "tokens m carried from the reasoning so far (default C/2)"),
+    Param("chunk", int, 8192, "chunk size C in tokens", 1, key=True),
+    Param("carryover", Optional[int], None, "tokens m carried from the reasoning so far (default C/2)", key=True),
     Param("keep_head", int, 100, "tokens kept from the start of chunk 1", 0),
-    Param("max_chunks", int, 5, "most chunks I", 1),
+    Param("max_chunks", int, 5, "most chunks I", 1, key=True),
 )
 
 

@@ -19,7 +19,7 @@ from ._base import MAX_ROUNDS, Decision, Param, Sample, Tools, last_summary, rea
 
 PARAMS = (
     MAX_ROUNDS,
-    Param("eta", int, T.DEFAULT_ETA, "most tokens per reasoning round", 1),
+    Param("eta", int, T.DEFAULT_ETA, "most tokens per reasoning round", 1, key=True),
     Param("summary_tokens", int, 1024, "most tokens per summary", 1),
     Param("summary_temperature", float, 0.5, "sampling temperature of summaries (PROTOCOL.md uses 0.5)", 0),
 )
