@@ -5,7 +5,8 @@ lm-eval sanitises), ``inftythink_run_<date>.json`` (provenance: engine,
 model path, revision or weight-file hash, mode parameters, batching,
 hardware, versions, git commit) and ``inftythink_traces_<date>.jsonl`` (one
 line per sample and repeat, appended as each batch finishes).  All writes
-are atomic (temp file + rename) or whole-line appends.
+are atomic (temp file + rename) or whole-line appends (one write, fsynced,
+rolled back when the disk refuses it, with a ``SidecarError`` that says so).
 
 Does not know: how traces were produced.
 """
@@ -53,12 +54,44 @@ def lm_eval_output_dir(pretrained: Optional[str], argv: list[str] | None = None)
     return path / name
 
 
+class SidecarError(OSError):
+    """A sidecar file could not be written (the disk is full, the folder is read-only)."""
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SidecarError(f"could not write {path} ({exc}): is the disk full? Nothing was replaced; free space "
+                           "and rerun (with the same cache_dir no finished call is computed again)") from exc
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines with one write, fsynced; a write the disk refuses is rolled back (no torn line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(lines).encode("utf-8", "surrogatepass")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"only {written} of {len(data)} bytes written")
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            raise SidecarError(f"could not append {len(lines)} lines to {path} ({exc}): is the disk full? The lines "
+                               "written before are intact; free space and rerun with the same cache_dir (no finished "
+                               "call is computed again)") from exc
+    finally:
+        os.close(fd)
 
 
 def weights_fingerprint(model_path: str) -> dict[str, Any]:
@@ -120,11 +153,7 @@ class Sidecar:
     def append(self, rows: list[dict]) -> None:
         if self.trace_path is None or not rows:
             return
-        self.trace_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.trace_path, "a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(r, ensure_ascii=False, default=_default) + "\n" for r in rows))
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_lines(self.trace_path, [json.dumps(r, ensure_ascii=False, default=_default) + "\n" for r in rows])
 
 
 def _default(obj: Any) -> Any:

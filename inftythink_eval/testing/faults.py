@@ -175,3 +175,75 @@ def _resume(outcome: Outcome, rules: list[dict], tokenizer: str, cache: Path, sa
     outcome.recomputed = lines - keys
     outcome.extra.update(kept_before_resume=kept, asked_on_resume=asked)
     return traces
+
+
+# --- the real lm_eval CLI: kills, interrupts and resume --------------------------------------------------
+def lm_eval_cmd(model_args: str, task_dir: Path, out: Path, limit: int, *extra: str) -> list[str]:
+    """``lm_eval --model inftythink`` on the minimal task (``tests/fixtures/mini_task``) with samples logged."""
+    import sys
+
+    return [sys.executable, "-m", "lm_eval", "--model", "inftythink", "--model_args", model_args, "--tasks",
+            "itt_mini", "--include_path", str(task_dir), "--limit", str(limit), "--output_path", str(out),
+            "--log_samples", *extra]
+
+
+def interrupt_at(cmd: list[str], cache: Path, lines: int, sig: int, pause: float = 0.0, limit: float = 600,
+                 env: Optional[dict] = None) -> dict:
+    """Start ``cmd``; once the cache holds ``lines`` whole lines (and ``pause`` more seconds), send ``sig``.
+    Returns whether the signal landed before the run ended, the exit status, stderr and the seconds from
+    the signal to the exit (the time to resolve the fault)."""
+    import os
+    import signal as _signal
+    import subprocess
+
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=full_env, start_new_session=True)
+    deadline, sent = time.time() + limit, None
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if cache_lines(cache)[0] >= lines:
+                time.sleep(pause)
+                if proc.poll() is None:
+                    sent = time.time()
+                    (os.killpg if sig == _signal.SIGKILL else os.kill)(proc.pid, sig)
+                break
+            time.sleep(0.02)
+        code = proc.wait(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, _signal.SIGKILL)
+        code = proc.wait()
+        raise RuntimeError(f"{cmd[:6]}... did not end within {limit:.0f} s after {_signal.Signals(sig).name}") from None
+    err.seek(0)
+    return {"landed": sent is not None, "code": code, "stderr": err.read().decode("utf-8", "replace"),
+            "seconds": time.time() - sent if sent else 0.0}
+
+
+def read_output(out: Path) -> dict:
+    """lm-eval's results and samples and the inftythink trace sidecars of one ``--output_path``."""
+    folder = next(p for p in Path(out).iterdir() if p.is_dir())
+    results = json.loads(max(folder.glob("results_*.json")).read_text())["results"]
+    samples = [json.loads(l) for l in max(folder.glob("samples_*.jsonl")).read_text().splitlines()]
+    traces = [json.loads(l) for f in sorted(folder.glob("inftythink_traces_*.jsonl")) for l in f.read_text().splitlines()]
+    return {"results": results, "samples": samples, "traces": traces}
+
+
+TIMED = ("lat",)  # measured seconds: they differ between any two runs, so comparisons leave them out
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """What differs between two ``read_output``s, leaving out measured times (results, samples, answers, calls)."""
+    diffs = []
+    for task, metrics in a["results"].items():
+        for key, value in metrics.items():
+            if key.split(",")[0].split("_stderr")[0] not in TIMED and b["results"].get(task, {}).get(key) != value:
+                diffs.append(f"results {task} {key}: {value} != {b['results'].get(task, {}).get(key)}")
+    keep = ("doc_id", "resps", "filtered_resps", "acc", "tok", "rounds", "peak_ctx", "truncated", "target")
+    rows = lambda out: sorted(json.dumps({k: s.get(k) for k in keep}, sort_keys=True) for s in out["samples"])
+    if rows(a) != rows(b):
+        diffs.append("samples differ")
+    calls = lambda out: sorted(json.dumps([t["trace_id"], [(c["role"], c["prompt"], c["output"]) for c in t["calls"]],
+                                           t["final"], t["error"]]) for t in out["traces"])
+    if calls(a) != calls(b):
+        diffs.append("traces (calls, finals or errors) differ")
+    return diffs
