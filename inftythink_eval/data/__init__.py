@@ -1,4 +1,5 @@
-"""Dataset builder: long reasoning traces -> InftyThink training instances (issue 4).
+"""Dataset builder: long reasoning traces -> InftyThink training instances (issue 4), or InftyThink+
+cold-start chats (``BuildConfig(format="plus")``, issue 10).
 
 Public API::
 
