@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -102,9 +103,23 @@ def test_reference_rows_match_protocol_and_are_marked_reported():
     if not PROTOCOL.is_file():
         pytest.skip(f"{PROTOCOL} is not on this machine; the JSON copy cannot be cross-checked")
     parsed = reference.parse_protocol_table(PROTOCOL.read_text(), citation="")
-    main = [r for r in rows if r.eta is None and r.verified]
+    main = [r for r in rows if r.eta is None and r.verified and r.paper == "InftyThink"]
     assert len(parsed) == 30 and [(p.model, p.method, p.benchmark, p.acc, p.tok, p.tps) for p in parsed] == \
         [(r.model, r.method, r.benchmark, r.acc, r.tok, r.tps) for r in main]
+
+
+def test_plus_reference_rows_match_protocol_plus():
+    """InftyThink+ rows (R1-Distill-Qwen-1.5B table and Qwen3-4B-Base lines) equal PROTOCOL_PLUS.md's numbers."""
+    plus = [r for r in reference.load() if r.paper == "InftyThink+"]
+    assert len(plus) == 40 and all(r.tps is None and r.lat and r.verified for r in plus)
+    t = {(r.model, r.method, r.benchmark): (r.acc, r.tok, r.lat) for r in plus}
+    assert t["DeepSeek-R1-Distill-Qwen-1.5B", "InftyThink+ RL-T", "math500"] == (0.9156, 6100.0, 34.26)
+    assert t["Qwen3-4B-Base", "InftyThink+ RL-TE", "gpqa_diamond"] == (0.4817, 7580.0, 156.09)
+    source = PROTOCOL.with_name("PROTOCOL_PLUS.md")
+    if not source.is_file():
+        pytest.skip(f"{source} is not on this machine; the JSON copy cannot be cross-checked")
+    parsed = reference.parse_plus_protocol(source.read_text())
+    assert [dataclasses.astuple(p) for p in parsed] == [dataclasses.astuple(r) for r in plus]
 
 
 def test_run_sidecar_is_the_latest_started_not_after_the_results(tmp_path):

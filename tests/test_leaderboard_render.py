@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from inftythink_eval.leaderboard import plots
 from inftythink_eval.leaderboard.ingest import import_path
-from inftythink_eval.leaderboard.render import markdown, render_all
+from inftythink_eval.leaderboard.render import markdown, mode_params_text, model_text, render_all
 from inftythink_eval.leaderboard import reference
 from test_leaderboard_fixtures import REPO, scripted_degraded, scripted_two_modes
 
@@ -29,13 +30,49 @@ def test_markdown_has_every_record_groups_deltas_and_reported_rows(records):
         assert record.record_id in text, record.key
     assert "## Paper benchmarks" in text and "### lbt_math500" in text and "### lbt_aime24" in text
     aime = text.split("### lbt_aime24")[1].split("###")[0]
-    aime_native = next(line for line in aime.splitlines() if line.startswith("| scripted-good | inftythink |"))
+    aime_native = next(line for line in aime.splitlines() if line.startswith("| scripted-good") and "| inftythink |" in line)
     assert "+108%" in aime_native  # TOK 52 vs the vanilla 25 of the same model and task
-    assert "## Reported in the paper (not measured here)" in text and "80.8" in text and "UNVERIFIED" in text
+    assert "## Reported in the papers (not measured here)" in text and "80.8" in text and "UNVERIFIED" in text
+    plus_aime = text.split("### aime24 (reported)")[1].split("###")[0]
+    assert "| InftyThink+ | DeepSeek-R1-Distill-Qwen-1.5B | InftyThink+ RL-T | 6000 | 50.9 | +24.3 |" in plus_aime
+
+
+def test_mode_params_come_from_the_sidecar_and_the_modes_declarations(records):
+    """No hand-kept list: key parameters and non-defaults of the record's own mode, as its run recorded them."""
+    native = next(r for r in records if r.mode == "inftythink")
+    assert set(native.mode_params) == {"max_rounds", "round_tokens", "retry", "max_retries", "user_role", "assistant_role"}
+    assert mode_params_text(native) == f"max_rounds={native.mode_params['max_rounds']} round_tokens={native.mode_params['round_tokens']}"
+    retried = dataclasses.replace(native, mode_params={**native.mode_params, "retry": True})
+    assert mode_params_text(retried).endswith("retry=True")
+    plugin = dataclasses.replace(native, mode="someone_elses_mode", mode_params={"b": 2, "a": 1})
+    assert mode_params_text(plugin) == "a=1 b=2"
+    assert mode_params_text(dataclasses.replace(native, mode="delethink", mode_params={"chunk": 64, "carryover": 32,
+                                                                                     "keep_head": 100, "max_chunks": 3})) \
+        == "chunk=64 carryover=32 max_chunks=3"
+
+
+def test_limit_runs_are_labelled_ci_baselines(records):
+    full = dataclasses.replace(records[0], limit=None)
+    assert model_text(full) == full.model
+    assert model_text(dataclasses.replace(full, limit=3)) == f"{full.model} [CI baseline: --limit 3, not a result]"
+
+
+def test_depth_curve_draws_acc_and_tok_by_depth(records):
+    base = records[0]
+    curve = [dataclasses.replace(base, task=f"inftythink_synthetic_d{d}", acc=a, tok=t, mode=m)
+             for m, points in (("inftythink", ((4, 1.0, 78), (24, 1.0, 472))), ("vanilla", ((4, 1.0, 70), (24, 0.0, 230))))
+             for d, a, t in points]
+    assert plots.depth_of("inftythink_synthetic_d170") == 170 and plots.depth_of("inftythink_math500_n32") is None
+    svg = plots.depth_curve(curve + records)
+    assert svg.startswith("<svg") and "ACC by depth" in svg and f"{base.model} · vanilla" in svg
+    assert plots.depth_curve(records) is None  # no depth task: the page says so
+    assert [plots.marker(m) for m in ("vanilla", "inftythink", "summarize", "delethink")] == ["o", "s", "^", "D"]
 
 
 def test_plots_draw_from_traces(records):
     for name, (_title, draw) in plots.PLOTS.items():
+        if name == "depth-curve":
+            continue  # needs the synthetic depth tasks: test_depth_curve_draws_acc_and_tok_by_depth
         svg = draw(records)
         assert svg and svg.startswith("<svg"), name
     pair = plots.sawtooth_pair(records)
@@ -65,7 +102,7 @@ def test_page_loads_in_headless_chromium_and_shows_every_record(records, tmp_pat
     shown = set(re.findall(r'<tr class="record" data-id="([0-9a-f]+)"', dom))
     assert shown == {r.record_id for r in records}
     assert re.search(rf'id="shown">{len(records)}<', dom)
-    assert dom.count("<svg") >= 4 and "Reported in the paper" in dom
+    assert dom.count("<svg") >= 4 and "Reported in the papers" in dom
 
 
 def test_render_cli_writes_both_pages(tmp_path):

@@ -22,8 +22,6 @@ from .sidecars import IngestError
 
 ACC_METRICS = ("acc", "pass@1", "exact_match", "math_verify", "acc_norm")
 STAT_METRICS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
-MODE_KEYS = ("mode", "eta", "max_rounds", "round_tokens", "max_tokens_per_round", "retry", "chunk",
-             "keep_head", "carry", "max_chunks", "summarizer", "user_role", "assistant_role")
 
 
 def results_files(path: Path) -> list[Path]:
@@ -162,8 +160,10 @@ def _mode(run: dict, args: dict, source: str) -> tuple[str, dict]:
     mode = run.get("mode") or args.get("mode")
     if isinstance(mode, dict):  # sidecar may hold {"name": ..., params...}
         params, mode = {k: v for k, v in mode.items() if k != "name"}, mode.get("name")
-    if params is None:
-        params = {k: v for k, v in args.items() if k in MODE_KEYS and k != "mode"}
+    if params is None:  # no sidecar (another lm-eval model): the keys the registered modes declare
+        from ..modes import mode_param_specs
+
+        params = {k: v for k, v in args.items() if k in mode_param_specs(str(mode) if mode else None)}
     if not isinstance(params, dict):
         params = {"params": str(params)}
     if not mode:

@@ -86,9 +86,7 @@ def _measured(records: list[Record]) -> str:
 
 
 def _reported(reported: list) -> str:
-    parts = ["<h2>Reported in the paper (not measured here)</h2>",
-             '<p class="note">Numbers printed in the InftyThink paper (arXiv 2503.06692) for models its authors '
-             "trained; copied from PROTOCOL.md with citations. Reference points, not results of this code.</p>"]
+    parts = ["<h2>Reported in the papers (not measured here)</h2>", f'<p class="note">{escape(render.REPORTED_NOTE)}</p>']
     for bench, rows in render.reported_rows(reported).items():
         parts.append(f"<h3>{escape(bench)} (reported)</h3>"
                      + _table(render.REPORTED_COLUMNS, rows, lambda row: 'class="reported"'))

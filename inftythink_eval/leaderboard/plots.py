@@ -1,6 +1,6 @@
-"""The leaderboard's four plots, as inline SVG strings (matplotlib, Agg).
+"""The leaderboard's five plots, as inline SVG strings (matplotlib, Agg).
 
-Owns: ACC against TOK per model and mode (one panel per task, an arrow from
+Owns: ACC and TOK against depth on the synthetic task (the depth curve), ACC against TOK per model and mode (one panel per task, an arrow from
 each vanilla run to the same model's iterative runs), accuracy by rounds
 used (from the traces), the sawtooth of one sample (tokens in context
 against tokens generated, vanilla vs iterative), and TOK/LAT distributions
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections import defaultdict
 from typing import Optional
 
@@ -24,7 +25,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .records import Record  # noqa: E402
 
-MARKERS = {"vanilla": "o", "inftythink": "s", "summarize": "^", "delethink": "D"}
+_MARKER_CYCLE = "os^DvP*Xph"
+
+
+def marker(mode: str) -> str:
+    """One marker per registered mode, in the modes' rank order (vanilla o, inftythink s, ...); others x."""
+    from ..modes import MODES
+
+    names = list(MODES)
+    return _MARKER_CYCLE[names.index(mode) % len(_MARKER_CYCLE)] if mode in names else "x"
 
 
 def _svg(fig, salt: str) -> str:
@@ -60,7 +69,7 @@ def acc_vs_tok(records: list[Record]) -> Optional[str]:
         mine = [r for r in usable if r.task == task]
         for r in mine:
             ax.errorbar(r.tok, 100 * r.acc, yerr=[[max(0.0, 100 * (r.acc - r.acc_ci[0]))], [max(0.0, 100 * (r.acc_ci[1] - r.acc))]],
-                        fmt=MARKERS.get(r.mode, "x"), color=colors[r.model], capsize=3, label=_label(r))
+                        fmt=marker(r.mode), color=colors[r.model], capsize=3, label=_label(r))
         for base in (r for r in mine if r.mode == "vanilla"):
             for other in (r for r in mine if r.model == base.model and r.mode != "vanilla"):
                 ax.annotate("", (other.tok, 100 * other.acc), (base.tok, 100 * base.acc),
@@ -88,7 +97,7 @@ def accuracy_by_round(records: list[Record]) -> Optional[str]:
         ys = [100 * h["correct"] / h["n"] if h["n"] else 0.0 for h in r.rounds_hist]
         sizes = [20 + 180 * h["n"] / max(1, max(g["n"] for g in r.rounds_hist)) for h in r.rounds_hist]
         ax.plot(xs, ys, "-", color=colors[r.model], alpha=0.5)
-        ax.scatter(xs, ys, s=sizes, marker=MARKERS.get(r.mode, "x"), color=colors[r.model],
+        ax.scatter(xs, ys, s=sizes, marker=marker(r.mode), color=colors[r.model],
                    label=f"{_label(r)} · {r.task}")
     ax.set(xlabel="rounds the sample used", ylabel="ACC % of those samples", ylim=(-3, 103),
            title="Accuracy by rounds used (marker size: number of samples)")
@@ -128,7 +137,7 @@ def sawtooth(records: list[Record]) -> Optional[str]:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for r in pair:
         xs, ys = _saw_xy(r.sawtooth["calls"])
-        ax.plot(xs, ys, MARKERS.get(r.mode, "x") + "-", markersize=3, label=f"{r.mode} (doc {r.sawtooth.get('doc_id')})")
+        ax.plot(xs, ys, marker(r.mode) + "-", markersize=3, label=f"{r.mode} (doc {r.sawtooth.get('doc_id')})")
     ax.set(xlabel="tokens generated so far (all calls)", ylabel="tokens in context",
            title=f"Sawtooth: one sample of {pair[-1].task}, {pair[-1].model}")
     ax.grid(alpha=0.3)
@@ -154,7 +163,40 @@ def distributions(records: list[Record]) -> Optional[str]:
     return _svg(fig, "distributions")
 
 
-PLOTS = {"acc-vs-tok": ("ACC against TOK per model and mode", acc_vs_tok),
+def depth_of(task: str) -> Optional[int]:
+    """The depth of a synthetic depth task (``inftythink_synthetic_d24`` -> 24), else None."""
+    match = re.search(r"_d(\d+)$", task)
+    return int(match.group(1)) if match and "synthetic" in task else None
+
+
+def depth_curve(records: list[Record]) -> Optional[str]:
+    """ACC and TOK against depth, one line per (model, mode), from the synthetic depth tasks."""
+    lines = defaultdict(dict)
+    for r in sorted(records, key=lambda r: r.date):
+        depth = depth_of(r.task)
+        if depth is not None:
+            lines[(r.model, r.mode)][depth] = r  # the latest record per depth
+    if not lines:
+        return None
+    fig, (acc_ax, tok_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = _colors([r for points in lines.values() for r in points.values()])
+    for (model, mode), points in sorted(lines.items()):
+        depths = sorted(points)
+        style = dict(marker=marker(mode), color=colors[model], label=f"{model} · {mode}")
+        acc_ax.plot(depths, [100 * points[d].acc for d in depths], "-", **style)
+        tok_ax.plot(depths, [points[d].tok or 0 for d in depths], "-", **style)
+    acc_ax.set(xscale="log", xlabel="depth (steps of the synthetic task)", ylabel="ACC %", ylim=(-3, 103),
+               title="ACC by depth")
+    tok_ax.set(xscale="log", yscale="log", xlabel="depth", ylabel="TOK (mean generated tokens)", title="TOK by depth")
+    for ax in (acc_ax, tok_ax):
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig, "depth_curve")
+
+
+PLOTS = {"depth-curve": ("The depth curve: measured ACC and TOK of the CPU-scale models by depth", depth_curve),
+         "acc-vs-tok": ("ACC against TOK per model and mode", acc_vs_tok),
          "accuracy-by-round": ("Accuracy by round (from the traces)", accuracy_by_round),
          "sawtooth": ("The sawtooth of one sample: tokens in context against tokens generated", sawtooth),
          "distributions": ("TOK and LAT distributions over questions", distributions)}

@@ -2,9 +2,10 @@
 
 Owns: ``ReportedRow`` and loading ``reference.json`` (beside this module) (the rows
 of the InftyThink paper, arXiv 2503.06692, as collected in the project's
-PROTOCOL.md, each with its citation and a ``verified`` flag), plus
-``parse_protocol_table``, which reads the same rows out of PROTOCOL.md so a
-test can prove the JSON copy matches its source.
+PROTOCOL.md, and of the InftyThink+ paper, arXiv 2602.06960, as collected in
+PROTOCOL_PLUS.md, each with its citation and a ``verified`` flag), plus
+``parse_protocol_table`` and ``parse_plus_protocol``, which read the same rows out
+of those files so a test can prove the JSON copy matches its source.
 
 Does not know: measured records, the store, rendering.
 """
@@ -37,6 +38,7 @@ class ReportedRow:
     citation: str              # where the number is printed
     verified: bool             # False: from secondary notes (camera-ready v5)
     kind: str = "reported"     # always "reported": not measured here
+    paper: str = "InftyThink"  # which paper printed it: "InftyThink" or "InftyThink+"
 
 
 def load(path: Path = REFERENCE_FILE) -> list[ReportedRow]:
@@ -60,3 +62,34 @@ def parse_protocol_table(text: str, citation: str) -> list[ReportedRow]:
                                     citation=citation, verified=True))
     return rows
 
+
+
+PLUS_BENCHMARKS = ("math500", "aime24", "aime25", "gpqa_diamond")
+PLUS_CITATION = ("InftyThink+ paper (arXiv 2602.06960) main results, 32 samples at T=0.7 (project page "
+                 "main-result.png); copied in PROTOCOL_PLUS.md 'Reported'")
+_PLUS_METHODS = {"Vanilla SFT": "vanilla SFT", "Vanilla SFT+RL": "vanilla SFT+RL", "InftyThink+ SFT": "InftyThink+ SFT",
+                 "InftyThink+ RL task (-T)": "InftyThink+ RL-T", "InftyThink+ RL task+eff (-TE)": "InftyThink+ RL-TE",
+                 "vanilla SFT": "vanilla SFT", "vanilla RL": "vanilla SFT+RL", "InftyThink+ RL-T": "InftyThink+ RL-T",
+                 "InftyThink+ RL-TE": "InftyThink+ RL-TE"}
+
+
+def parse_plus_protocol(text: str, citation: str = PLUS_CITATION) -> list[ReportedRow]:
+    """Rows of PROTOCOL_PLUS.md's 'Reported' table (R1-Distill-Qwen-1.5B) and its Qwen3-4B-Base lines (ACC/TOK k/LAT s)."""
+    num = r"(\d+(?:\.\d+)?)"
+    cell = rf"{num} ?/ ?{num} ?/ ?{num}"
+    rows = []
+
+    def add(model: str, method: str, cells: list) -> None:
+        for bench, (acc, tok, lat) in zip(PLUS_BENCHMARKS, cells):
+            rows.append(ReportedRow(model=model, method=_PLUS_METHODS[method], benchmark=bench, acc=round(float(acc) / 100, 6),
+                                    tok=round(float(tok) * 1000, 3), tps=None, lat=float(lat), eta=6000 if "+" in method else None,
+                                    citation=citation, verified=True, paper="InftyThink+"))
+
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and len(parts) == 5 and parts[0] in _PLUS_METHODS:
+            add("DeepSeek-R1-Distill-Qwen-1.5B", parts[0], [re.fullmatch(cell, p).groups() for p in parts[1:]])
+    qwen3, bare = text[text.find("Base Qwen3-4B-Base"):], cell.replace("(\\d", "(?:\\d")
+    for method, cells in re.findall(rf"(vanilla SFT|vanilla RL|InftyThink\+ SFT|InftyThink\+ RL-TE?) ((?:{bare},? ?){{4}})", qwen3):
+        add("Qwen3-4B-Base", method, re.findall(cell, cells))
+    return rows

@@ -20,13 +20,15 @@ from .store import write_text_atomic
 
 GROUP_TITLES = {"paper": "Paper benchmarks (MATH500, AIME24, GPQA-diamond)",
                 "appendix": "Appendix benchmarks (AIME25, AMC23, HumanEval, MBPP)",
-                "other": "Other tasks"}
-# Mode parameters worth showing beside each mode (every parameter stays in the record).
-MODE_SHOWN = {"inftythink": ("max_rounds", "round_tokens"), "summarize": ("eta", "max_rounds"),
-              "delethink": ("chunk", "carryover", "max_chunks")}
+                "other": "Other tasks (the synthetic depth tasks: CPU-scale models trained by this project)"}
 COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "pass@k · maj@k", "TOK", "ΔTOK", "LAT s", "rounds",
            "peak ctx", "n×k", "engine · hardware", "commit", "date", "id")
-REPORTED_COLUMNS = ("model", "method", "η", "ACC", "ΔACC", "TOK", "TPS", "LAT", "source")
+REPORTED_COLUMNS = ("paper", "model", "method", "η", "ACC", "ΔACC", "TOK", "TPS", "LAT", "source")
+REPORTED_NOTE = ("Numbers printed in the InftyThink paper (arXiv 2503.06692; greedy or 16 samples) and the InftyThink+ "
+                 "paper (arXiv 2602.06960; 32 samples at T=0.7, LAT in seconds on the authors' GPUs) for models their "
+                 "authors trained; copied from PROTOCOL.md and PROTOCOL_PLUS.md with citations. ΔACC is against the "
+                 "same paper's vanilla (SFT) row of the same model. Reference points, not results of this code.")
+VANILLA_METHODS = ("vanilla", "vanilla SFT")
 
 
 def pct(value: Optional[float], digits: int = 1) -> str:
@@ -44,8 +46,22 @@ def signed(value: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
 
 
 def mode_params_text(record: Record) -> str:
-    keys = MODE_SHOWN.get(record.mode, ())
-    return " ".join(f"{k}={record.mode_params[k]}" for k in keys if k in record.mode_params)
+    """The run's mode parameters as its sidecar recorded them: a registered mode's key parameters and any
+    other of its own that differ from the declared default; every parameter of a mode not registered here."""
+    from ..modes import mode_param_specs
+
+    declared = {name: param for name, (param, _modes) in mode_param_specs(record.mode).items()}
+    if not declared:
+        return " ".join(f"{k}={v}" for k, v in sorted(record.mode_params.items()))
+    return " ".join(f"{k}={record.mode_params[k]}" for k, p in declared.items()
+                    if k in record.mode_params and (p.key or record.mode_params[k] != p.default))
+
+
+def model_text(record: Record) -> str:
+    """The model, marked as a CI baseline when the run used --limit (a pipeline check, not a benchmark result)."""
+    if record.limit is None:
+        return record.model
+    return f"{record.model} [CI baseline: --limit {record.limit:g}, not a result]"
 
 
 def _vanilla_of(records: list[Record]) -> dict[tuple[str, str], Record]:
@@ -65,7 +81,7 @@ def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
         base = vanilla.get((record.model, record.task))
         delta = base is not None and base is not record
         row = {
-            "model": record.model, "mode": record.mode, "params": mode_params_text(record),
+            "model": model_text(record), "mode": record.mode, "params": mode_params_text(record),
             "ACC (95% CI)": f"{pct(record.acc)} ({pct(record.acc_ci[0])}–{pct(record.acc_ci[1])})",
             "ΔACC": signed(record.acc - base.acc, 100) if delta else "", "pass@k · maj@k": _at_k(record),
             "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) if delta else "",
@@ -96,13 +112,13 @@ def _rel(value: Optional[float], base: Optional[float]) -> str:
 
 
 def reported_rows(rows: list[reference.ReportedRow]) -> dict[str, list[dict]]:
-    """{benchmark: [row, ...]} of the paper's numbers, with inftythink-vs-vanilla deltas."""
-    base = {(r.model, r.benchmark): r for r in rows if r.method == "vanilla" and r.acc is not None}
+    """{benchmark: [row, ...]} of the papers' numbers, with deltas against the same model's vanilla (SFT) row."""
+    base = {(r.model, r.benchmark): r for r in rows if r.method in VANILLA_METHODS and r.acc is not None}
     out: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         b = base.get((r.model, r.benchmark))
         out[r.benchmark].append({
-            "model": r.model, "method": r.method, "η": str(r.eta or ""), "ACC": pct(r.acc),
+            "paper": r.paper, "model": r.model, "method": r.method, "η": str(r.eta or ""), "ACC": pct(r.acc),
             "ΔACC": signed(r.acc - b.acc, 100) if b is not None and r.acc is not None and r is not b else "",
             "TOK": num(r.tok), "TPS": num(r.tps), "LAT": num(r.lat, 2),
             "source": ("" if r.verified else "UNVERIFIED · ") + r.citation, "row": r})
@@ -127,9 +143,7 @@ def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> st
         lines += [f"## {GROUP_TITLES[group]}", ""]
         for task, rows in tasks.items():
             lines += [f"### {task}", ""] + _md_table(COLUMNS, rows) + [""]
-    lines += ["## Reported in the paper (not measured here)", "",
-              "Numbers printed in the InftyThink paper (arXiv 2503.06692) for models its authors trained; "
-              "copied from PROTOCOL.md with citations. They are reference points, not results of this code.", ""]
+    lines += ["## Reported in the papers (not measured here)", "", REPORTED_NOTE, ""]
     rep = reported_rows(reported)
     for bench in [b for g in GROUPS.values() for b in g if b in rep]:
         lines += [f"### {bench} (reported)", ""] + _md_table(REPORTED_COLUMNS, rep[bench]) + [""]
