@@ -153,6 +153,7 @@ def test_chat_template_and_its_hash_are_recorded(tmp_path, compat_tasks, smollm2
 
 
 # --- sampling parameters --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_do_sample_without_temperature_samples_and_top_k_is_applied(tmp_path, compat_tasks, smollm2):
     """do_sample=True with no temperature samples at 1.0 (three repeats differ); top_k=1 then makes every
     repeat the greedy output. An unknown gen_kwargs key is reported once."""

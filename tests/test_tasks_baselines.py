@@ -8,9 +8,12 @@ The task budget (``max_gen_toks: 32768``) is larger than most models' window; lm
 
 import json
 
+import pytest
+
 from conftest import LM_EVAL, run_cli
 
 
+@pytest.mark.slow  # about 3 minutes on 2 busy cores
 def test_math500_under_lm_evals_hf_model(tmp_path, smollm2, data_dir):
     out = tmp_path / "out"
     run_cli([*LM_EVAL, "--model", "hf", "--model_args", f"pretrained={smollm2},think_end_token=</think>",
