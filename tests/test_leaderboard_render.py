@@ -46,6 +46,7 @@ def test_mode_params_come_from_the_sidecar_and_the_modes_declarations(records):
     assert mode_params_text(retried).endswith("retry=True")
     plugin = dataclasses.replace(native, mode="someone_elses_mode", mode_params={"b": 2, "a": 1})
     assert mode_params_text(plugin) == "a=1 b=2"
+    assert mode_params_text(dataclasses.replace(native, mode="vanilla")) == ""  # a registered mode shows only its own
     assert mode_params_text(dataclasses.replace(native, mode="delethink", mode_params={"chunk": 64, "carryover": 32,
                                                                                      "keep_head": 100, "max_chunks": 3})) \
         == "chunk=64 carryover=32 max_chunks=3"

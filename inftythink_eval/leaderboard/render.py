@@ -48,11 +48,11 @@ def signed(value: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
 def mode_params_text(record: Record) -> str:
     """The run's mode parameters as its sidecar recorded them: a registered mode's key parameters and any
     other of its own that differ from the declared default; every parameter of a mode not registered here."""
-    from ..modes import mode_param_specs
+    from ..modes import MODES, mode_param_specs
 
-    declared = {name: param for name, (param, _modes) in mode_param_specs(record.mode).items()}
-    if not declared:
+    if record.mode not in MODES:
         return " ".join(f"{k}={v}" for k, v in sorted(record.mode_params.items()))
+    declared = {name: param for name, (param, _modes) in mode_param_specs(record.mode).items()}
     return " ".join(f"{k}={record.mode_params[k]}" for k, p in declared.items()
                     if k in record.mode_params and (p.key or record.mode_params[k] != p.default))
 
