@@ -16,12 +16,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .backends.base import backend_names
+from .backends.base import backend_names, backend_spec
 from .modes import MODES, ModeParams, mode_param_specs
 
-_BACKEND_MODULES = {"hf": ("transformers", "torch"), "vllm": ("vllm",), "openai": ("httpx",), "scripted": ()}
-_BACKEND_FIX = {"vllm": "pip install 'inftythink-eval[vllm]'", "openai": "pip install 'inftythink-eval[api]'",
-                "hf": "pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class EvalConfig:
     pretrained: Optional[str] = None
     """Model: hub id, local folder, .gguf file or zoo:<name>. Required except for backend=scripted."""
     backend: str = "hf"
-    """Generation backend: hf, vllm, openai or scripted."""
+    """Generation backend: a registered one (hf, vllm, openai, scripted; see ``backends``)."""
     mode: Optional[str] = None
     """A registered mode (``modes.MODES``; each mode's parameters are model_args keys too);
     default: the zoo card's mode, else vanilla."""
@@ -48,15 +45,7 @@ class EvalConfig:
     """summarize: the summariser model (default: the main model)."""
     summarizer_base_url: Optional[str] = None
     """summarize: base URL when the summariser is an openai backend."""
-    # --- engine ---
-    dtype: str = "auto"
-    """hf/vllm: auto, float32, bfloat16 or float16."""
-    device: str = "cpu"
-    """hf: torch device (cpu, cuda, cuda:0, ...)."""
-    batch_size: int = 8
-    """hf/scripted: most requests per generate call."""
-    concurrency: int = 8
-    """openai: most requests in flight."""
+    # --- run ---
     schedule: str = "continuous"
     """continuous (samples advance independently) or rounds (round-synchronous, for comparisons)."""
     cache_dir: Optional[str] = None
@@ -69,42 +58,11 @@ class EvalConfig:
     """Where the sidecar traces go (default: lm-eval's --output_path folder)."""
     progress: bool = True
     """Show a progress bar."""
-    revision: Optional[str] = None
-    """hf/vllm: model revision."""
-    trust_remote_code: bool = False
-    """hf/vllm: trust remote code."""
-    gguf_file: Optional[str] = None
-    """hf: GGUF file name inside the pretrained folder."""
-    prefix_cache: int = 0
-    """hf: keep the KV caches of the last N sequences and compute only the unshared part of each
-    prompt (one request at a time; pays off when prompts extend earlier ones). 0: off."""
-    # --- openai ---
-    base_url: Optional[str] = None
-    """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """openai: environment variable that holds the API key (the key itself never goes in model_args)."""
-    timeout: float = 600.0
-    """openai: seconds per request."""
-    http_retries: int = 4
-    """openai: retries per request, with exponential backoff."""
-    tokenizer: Optional[str] = None
-    """openai/vllm: tokenizer (hub id or folder) for token slicing (delethink) and loglikelihood."""
-    # --- vllm ---
-    tensor_parallel_size: int = 1
-    """vllm: tensor parallel size."""
-    data_parallel_size: int = 1
-    """vllm: data parallel size."""
-    gpu_memory_utilization: float = 0.9
-    """vllm: fraction of GPU memory."""
-    max_model_len: Optional[int] = None
-    """vllm: context length."""
-    # --- scripted ---
-    script: Optional[str] = None
-    """scripted: rules file (JSON or JSON lines)."""
-    call_log: Optional[str] = None
-    """scripted: file that gets one JSON line per backend call."""
-    delay: float = 0.0
-    """scripted: seconds each call sleeps (to imitate a slow engine in tests)."""
+    # --- backend ---
+    backend_args: dict = field(default_factory=dict)
+    """The backend's own keys given in model_args, coerced and checked against the options the backend
+    module declares (``backends/<name>.py``: e.g. hf's dtype, device, batch_size; openai's base_url,
+    concurrency; vllm's engine arguments). ``inftythink eval --help-backend NAME`` lists them."""
     extra: dict = field(default_factory=dict)
     """Ignored lm-eval additions (max_batch_size)."""
 
@@ -114,27 +72,85 @@ class EvalConfig:
         return ModeParams(**self.mode_args)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig) if f.name not in ("extra", "mode_args")}
+_FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig) if f.name not in ("extra", "mode_args", "backend_args")}
 _MODE_PARAMS = {name: param for name, (param, _modes) in mode_param_specs().items()}
 _IGNORED = {"max_batch_size"}
 
 
-def valid_keys() -> list[str]:
-    return sorted(set(_FIELDS) | set(_MODE_PARAMS))
+def valid_keys(backends: tuple[str, ...] = ()) -> list[str]:
+    """The accepted model_args keys: the common ones, every mode's, and the named backends' own."""
+    return sorted(set(_FIELDS) | set(_MODE_PARAMS) | {k for b in backends for k in backend_keys(b)})
+
+
+def backend_keys(name: str) -> dict[str, dataclasses.Field]:
+    """The model_args keys backend ``name`` declares (its options dataclass)."""
+    return {f.name: f for f in dataclasses.fields(backend_spec(name).options)}
+
+
+def _backend_args(args: dict[str, Any], backends: list[str], taken: set[str]) -> dict:
+    """Coerce the keys the named backends declare; vLLM's own engine arguments pass through as given
+    (vLLM checks them); anything else is an error that lists the valid keys."""
+    declared: dict[str, Any] = {}
+    for name in backends:
+        hints = typing.get_type_hints(backend_spec(name).options)
+        declared.update({k: hints[k] for k in backend_keys(name)})
+    values, unknown = {}, []
+    for key, value in args.items():
+        if key in taken or value is None:
+            continue
+        if key in declared:
+            values[key] = _coerce(key, value, declared[key])
+        elif "vllm" in backends and _vllm_engine_arg(key):
+            values[key] = _literal(value)
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"unknown model_args key(s) {', '.join(sorted(unknown))} for --model inftythink with "
+                         f"backend={'/'.join(backends)}; valid keys: {', '.join(valid_keys(tuple(backends)))}")
+    for name in backends:  # each options dataclass checks its own values
+        keys = backend_keys(name)
+        backend_spec(name).options(**{k: v for k, v in values.items() if k in keys and v != "auto"})
+    return values
+
+
+def _vllm_engine_arg(key: str) -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    from .backends.vllm import engine_arg_names
+
+    return key in engine_arg_names()
+
+
+def _literal(value: Any) -> Any:
+    """A pass-through value: bools, ints and floats from their text, anything else as given."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def parse(args: dict[str, Any]) -> EvalConfig:
     """Validate ``model_args`` (already split by lm-eval) into an ``EvalConfig``."""
-    unknown = sorted(set(args) - set(_FIELDS) - set(_MODE_PARAMS) - _IGNORED)
-    if unknown:
-        raise ValueError(f"unknown model_args key(s) {', '.join(unknown)} for --model inftythink; "
-                         f"valid keys: {', '.join(valid_keys())}")
+    backend = str(args.get("backend") or "hf")
+    if backend not in backend_names():
+        raise ValueError(f"model_args backend={backend!r}: valid backends are {', '.join(backend_names())}")
+    summarizer = str(args.get("summarizer_backend") or backend)
+    if summarizer not in backend_names():
+        raise ValueError(f"model_args summarizer_backend={summarizer!r}: valid backends are {', '.join(backend_names())}")
+    backend_args = _backend_args(args, list(dict.fromkeys([backend, summarizer])),
+                                 set(_FIELDS) | set(_MODE_PARAMS) | _IGNORED)
     hints = typing.get_type_hints(EvalConfig)
     values = {k: _coerce(k, v, hints[k]) for k, v in args.items() if k in _FIELDS and v is not None}
-    if values.get("batch_size") == "auto":
-        values.pop("batch_size")
+    if backend_args.get("batch_size") == "auto":
+        backend_args.pop("batch_size")
     mode_args = {k: _coerce(k, v, _MODE_PARAMS[k].type) for k, v in args.items() if k in _MODE_PARAMS and v is not None}
-    config = EvalConfig(**values, mode_args=mode_args, extra={k: args[k] for k in _IGNORED & set(args)})
+    config = EvalConfig(**values, mode_args=mode_args, backend_args=backend_args, extra={k: args[k] for k in _IGNORED & set(args)})
     _check(config)
     return config
 
@@ -176,15 +192,13 @@ def _check(config: EvalConfig) -> None:
     if config.pretrained is None and config.backend != "scripted":
         raise ValueError("model_args needs pretrained=<hub id | local folder | .gguf file | zoo:<name>> "
                          f"for backend={config.backend} (try pretrained=zoo:smollm2-135m-instruct)")
-    if config.backend == "openai" and not config.base_url:
+    if config.backend == "openai" and not config.backend_args.get("base_url"):
         raise ValueError("backend=openai needs base_url=http://HOST:PORT/v1 (any OpenAI-compatible server)")
     for name in {config.backend, config.summarizer_backend or config.backend}:
-        missing = [m for m in _BACKEND_MODULES.get(name, ()) if importlib.util.find_spec(m) is None]
+        spec = backend_spec(name)
+        missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
         if missing:
-            raise ImportError(f"backend={name} needs {', '.join(missing)}, which is not installed. Fix: {_BACKEND_FIX[name]}")
-    for key in ("batch_size", "concurrency", "max_gen_toks", "tensor_parallel_size", "data_parallel_size"):
-        if getattr(config, key) < 1:
-            raise ValueError(f"model_args {key} must be >= 1, got {getattr(config, key)}")
-    if config.prefix_cache < 0:
-        raise ValueError(f"model_args prefix_cache must be >= 0 (cached sequences; 0 turns it off), got {config.prefix_cache}")
+            raise ImportError(f"backend={name} needs {', '.join(missing)}, which is not installed. Fix: {spec.install}")
+    if config.max_gen_toks < 1:
+        raise ValueError(f"model_args max_gen_toks must be >= 1, got {config.max_gen_toks}")
     config.mode_params()  # validates the mode parameters

@@ -24,6 +24,7 @@ Does not know: sampling internals (``engine``/``backends``), scoring (tasks).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
@@ -35,9 +36,9 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from . import __version__
-from .backends.base import Backend, SamplingParams, make_backend
+from .backends.base import Backend, SamplingParams, backend_names, backend_spec, make_backend
 from .cache import CallCache
-from .config import EvalConfig, parse
+from .config import EvalConfig, backend_keys, parse
 from .engine import Engine
 from .modes import Sample
 from .result import SampleOutput
@@ -86,22 +87,24 @@ class Chat:
 
 
 def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], base_url: Optional[str]) -> Backend:
-    """Construct one backend from the validated config (errors before any generation)."""
-    common = dict(pretrained=pretrained, model_id=pretrained)
-    per_backend = {
-        "hf": dict(dtype=config.dtype, device=config.device, batch_size=config.batch_size, revision=config.revision,
-                   trust_remote_code=config.trust_remote_code, gguf_file=config.gguf_file,
-                   prefix_cache=config.prefix_cache),
-        "vllm": dict(dtype=config.dtype, tensor_parallel_size=config.tensor_parallel_size,
-                     data_parallel_size=config.data_parallel_size, gpu_memory_utilization=config.gpu_memory_utilization,
-                     max_model_len=config.max_model_len, revision=config.revision, seed=config.seed,
-                     trust_remote_code=config.trust_remote_code),
-        "openai": dict(base_url=base_url, concurrency=config.concurrency, timeout=config.timeout,
-                       retries=config.http_retries, api_key_env=config.api_key_env, tokenizer=config.tokenizer),
-        "scripted": dict(script=config.script, call_log=config.call_log, max_batch=config.batch_size,
-                         delay=config.delay),
-    }[backend]
-    return make_backend(backend, **common, **per_backend)
+    """Construct one backend from the validated config (errors before any generation): the keys its
+    options declare, plus vLLM's own engine arguments for backend=vllm."""
+    own = backend_keys(backend)
+    declared = {k for name in backend_names() for k in backend_keys(name)}
+    kwargs = {k: v for k, v in config.backend_args.items() if k in own or (backend == "vllm" and k not in declared)}
+    if backend == "openai":
+        kwargs["base_url"] = base_url
+    if backend == "vllm":
+        kwargs.setdefault("seed", config.seed)
+    return make_backend(backend, pretrained=pretrained, model_id=pretrained, **kwargs)
+
+
+def backend_options(config: EvalConfig, backend: str) -> dict:
+    """Every option of ``backend`` as this run uses it (defaults filled in), for the run's provenance."""
+    own = backend_keys(backend)
+    chosen = {k: v for k, v in config.backend_args.items() if k in own}
+    return {**dataclasses.asdict(backend_spec(backend).options(**chosen)),
+            **{k: v for k, v in config.backend_args.items() if k not in own and backend == "vllm"}}
 
 
 def merge_cli_settings(model_args: dict, cli: dict) -> dict:
@@ -111,11 +114,12 @@ def merge_cli_settings(model_args: dict, cli: dict) -> dict:
     model_args to force it); ``--device cuda`` on a machine without CUDA falls
     back to the CPU with a warning.
     """
+    accepted = backend_keys(str(model_args.get("backend") or "hf")) if model_args.get("backend", "hf") in backend_names() else {}
     batch = cli.get("batch_size")
-    if "batch_size" not in model_args and batch not in (None, 1, "1", "auto") and not str(batch).startswith("auto"):
+    if "batch_size" in accepted and "batch_size" not in model_args and batch not in (None, 1, "1", "auto") and not str(batch).startswith("auto"):
         model_args["batch_size"] = batch
     device = cli.get("device")
-    if "device" not in model_args and device:
+    if "device" in accepted and "device" not in model_args and device:
         if str(device).startswith("cuda") and not _cuda_available():
             log.info("--device %s (lm-eval's default) but CUDA is not available: using the CPU", device)
             device = "cpu"
@@ -155,11 +159,12 @@ class InftyThinkLM(LM):
             overrides = {k: v for k, v in card_defaults.items() if k != "mode" and k not in kwargs}
             config = parse({**kwargs, **overrides, "mode": mode})
         self.config, self.mode_name = config, mode
-        self.backend = open_backend(config, config.backend, path, config.base_url)
+        base_url = config.backend_args.get("base_url")
+        self.backend = open_backend(config, config.backend, path, base_url)
         summarizer = None
         if config.summarizer_backend or config.summarizer_pretrained:
             summarizer = open_backend(config, config.summarizer_backend or config.backend,
-                                      config.summarizer_pretrained or path, config.summarizer_base_url or config.base_url)
+                                      config.summarizer_pretrained or path, config.summarizer_base_url or base_url)
         cache = CallCache(config.cache_dir) if config.cache_dir else None
         self.engine = Engine(self.backend, mode, config.mode_params(), summarizer=summarizer, cache=cache,
                              schedule=config.schedule, progress=config.progress)
@@ -170,11 +175,15 @@ class InftyThinkLM(LM):
 
     def _provenance(self, path: Optional[str]) -> dict:
         c = self.config
+        options = backend_options(c, c.backend)
         return {"inftythink_eval_version": __version__, "git_commit": git_commit(), "backend": c.backend,
                 "pretrained": c.pretrained, "model_path": path,
-                "weights": weights_fingerprint(path) if path else None, "revision": c.revision,
-                "mode": self.mode_name, "mode_params": self.engine.mode.params, "dtype": c.dtype, "device": c.device,
-                "batch_size": c.batch_size, "concurrency": c.concurrency, "schedule": c.schedule, "seed": c.seed,
+                "weights": weights_fingerprint(path) if path else None, "revision": c.backend_args.get("revision"),
+                "mode": self.mode_name, "mode_params": self.engine.mode.params,
+                "dtype": options.get("dtype"), "device": getattr(self.backend, "device", None),
+                "batch_size": options.get("batch_size"), "concurrency": options.get("concurrency"),
+                "backend_args": options, "fingerprint": getattr(self.backend, "fingerprint", None),
+                "schedule": c.schedule, "seed": c.seed,
                 "hardware": hardware(), "config": c}
 
     # --- lm-eval API --------------------------------------------------------

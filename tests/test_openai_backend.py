@@ -100,3 +100,78 @@ def test_killing_the_server_gives_retries_then_a_clear_error_and_keeps_finished_
     assert time.time() - start < 600
     kept = len(CallCache(tmp_path / "cache"))
     assert 1 <= kept < 6
+
+
+# --- request-level behaviour, against the fault-injecting server (exact control; its timings are no evidence) ---
+def _fault_backend(fault_server, smollm2, **kw):
+    return make_backend("openai", base_url=fault_server.url, pretrained=smollm2, **kw)
+
+
+def test_each_request_returns_on_its_own_clock_with_streaming(smollm2):
+    from inftythink_eval.testing.fault_server import FaultServer
+
+    long_text = " ".join(["word"] * 96)
+    with FaultServer([{"match": "short", "output": "a b"}, {"match": "", "output": long_text}],
+                     delay_per_token=0.01) as srv:
+        backend = _fault_backend(srv, smollm2, concurrency=4)
+        short, long = backend.generate([Request("short one", SamplingParams(max_tokens=200)),
+                                        Request("long one", SamplingParams(max_tokens=200))])
+        backend.close()
+    assert all(entry["body"]["stream"] for entry in srv.log)
+    assert short.finished - short.submitted < 0.3 * (long.finished - long.submitted)
+    assert long.first_token is not None and long.first_token - long.submitted < 0.5 * (long.finished - long.submitted)
+
+
+def test_many_requests_in_flight_without_a_thread_each(smollm2):
+    from inftythink_eval.testing.fault_server import FaultServer
+
+    with FaultServer([{"match": "", "output": "x y z"}], delay_per_token=0.2) as srv:
+        backend = _fault_backend(srv, smollm2, concurrency=48)
+        def client_threads():   # the server's own per-connection threads live in this process too
+            return sum("process_request" not in t.name for t in threading.enumerate())
+
+        before = client_threads()
+        futures = [backend.submit(Request(f"q{i}", SamplingParams(max_tokens=8))) for i in range(48)]
+        time.sleep(0.3)
+        during = client_threads()
+        start = time.time()
+        outs = [f.result(timeout=60) for f in futures]
+        took = time.time() - start
+        backend.close()
+    assert len(outs) == 48 and all(o.text == "x y z" for o in outs)
+    assert during - before <= 2, (before, during)   # one event loop, not a thread per request
+    assert took < 0.6 * 48 * 0.2 * 3   # they ran at once, not one after another
+
+
+def test_max_tokens_is_clamped_to_the_servers_context(smollm2):
+    from inftythink_eval.testing.fault_server import FaultServer
+
+    with FaultServer([{"match": "", "output": "fine"}], max_model_len=100) as srv:
+        backend = _fault_backend(srv, smollm2)
+        prompt = "one two three four five"
+        backend.generate([Request(prompt, SamplingParams(max_tokens=32768))])
+        sent = srv.log[-1]["body"]["max_tokens"]
+        with pytest.raises(Exception, match="fills the server's context"):
+            backend.generate([Request("word " * 200, SamplingParams(max_tokens=10))])
+        backend.close()
+    assert sent == 100 - backend.count_tokens(prompt) and backend.stats["clamped"] == 1
+
+
+def test_a_context_error_costs_one_sample_through_lm_eval(tmp_path, smollm2, mini_task, data_dir):
+    """A 400 "context length exceeded" for one question: that sample is recorded as failed with the reason, the
+    others are scored, and the run ends normally."""
+    from inftythink_eval.testing.fault_server import FaultServer
+
+    first = json.loads((data_dir / "math500" / "test.jsonl").read_text().splitlines()[0])["problem"]
+    rules = [{"match": first[:40], "faults": ["context"] * 10, "output": "never"},
+             {"match": "", "output": "The answer is $\\boxed{1}$."}]
+    with FaultServer(rules) as srv:
+        out = tmp_path / "out"
+        run_cli([*LM_EVAL, "--model", "inftythink", "--model_args",
+                 f"pretrained={smollm2},backend=openai,base_url={srv.url},trace_dir={tmp_path / 'traces'}",
+                 "--tasks", "itt_mini", "--include_path", str(mini_task), "--limit", "3", "--output_path", str(out)],
+                timeout=600)
+    traces = [json.loads(line) for f in (tmp_path / "traces").rglob("*.jsonl") for line in f.read_text().splitlines()]
+    errors = [t for t in traces if t["error"]]
+    assert len(traces) == 3 and len(errors) == 1 and "maximum context length" in errors[0]["error"]
+    assert sum(entry["fault"] == "context" for entry in srv.log) == 1   # a 4xx is not retried

@@ -11,11 +11,13 @@ malformed or cut-short bodies; stop strings enforced client-side too (some
 servers leave them in); a local tokenizer for chat templates and token
 slicing.
 
-A request the server refuses (a 4xx such as "context length exceeded")
-raises ``RequestError``: it costs that sample, recorded with the reason, and
-the run goes on.  A request whose every retry is spent (the server is down or
-keeps failing) raises ``BackendError``: the run stops with a clear error, every
-finished call kept in the cache, rather than marking every sample failed.  Past one machine, point ``base_url``
+A request the server refuses (a 4xx such as "context length exceeded") or
+whose every retry is spent on 5xx, 429, timeouts or broken answers raises
+``RequestError``: it costs that sample, recorded with the reason, and the
+run goes on.  When the server cannot be reached at all through every retry
+(connection refused: it is down), ``BackendError`` stops the run with a
+clear error, every finished call kept in the cache, rather than marking
+every later sample failed.  Past one machine, point ``base_url``
 at a router (``vllm-router``, ``sglang-router``) or at ``vllm serve
 --data-parallel-size N``: this backend sees one URL.
 
@@ -181,7 +183,7 @@ class OpenAIBackend(TokenizerOps):
         return self._context
 
     async def _post_with_retries(self, path: str, body: dict) -> tuple[dict, Optional[float]]:
-        url, last = self.base_url + path, None
+        url, last, unreachable = self.base_url + path, None, False
         for attempt in range(self.retries + 1):
             try:
                 return await self._post(url, body)
@@ -195,7 +197,7 @@ class OpenAIBackend(TokenizerOps):
                 body = {k: v for k, v in body.items() if k not in _EXTENSIONS}
                 continue
             except _Retry as exc:
-                last = str(exc)
+                last, unreachable = str(exc), exc.unreachable
             except RequestError:
                 self.stats["failed"] += 1
                 raise
@@ -206,8 +208,11 @@ class OpenAIBackend(TokenizerOps):
                             self.retries, delay)
                 await asyncio.sleep(delay)
         self.stats["failed"] += 1
-        raise BackendError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}). "
-                           "Is the server running and reachable? Check base_url, or raise http_retries/timeout")
+        if unreachable:   # the server is gone: every later request would fail too, so the run stops here
+            raise BackendError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}). "
+                               "Is the server running and reachable? Check base_url, or raise http_retries/timeout")
+        raise RequestError(f"openai backend: {url} failed after {self.retries + 1} attempts ({last}); this "
+                           "sample is recorded as failed and the run goes on")
 
     async def _post(self, url: str, body: dict) -> tuple[dict, Optional[float]]:
         """One attempt: the answer and the first-token time; ``_Retry`` for what a retry may fix."""
@@ -227,7 +232,9 @@ class OpenAIBackend(TokenizerOps):
                 if "text/event-stream" in response.headers.get("content-type", ""):
                     return await _read_stream(response)
                 return json.loads(await response.aread()), None
-        except httpx.TransportError as exc:  # connection refused/reset, timeout, body cut short
+        except httpx.ConnectError as exc:  # nothing listens there (refused, unreachable)
+            raise _Retry(f"{type(exc).__name__}: {exc}", unreachable=True) from exc
+        except httpx.TransportError as exc:  # connection reset mid-answer, timeout, body cut short
             raise _Retry(f"{type(exc).__name__}: {exc}") from exc
         except (ValueError, KeyError) as exc:  # malformed JSON
             raise _Retry(f"malformed answer: {exc}") from exc
@@ -300,7 +307,11 @@ _EXTENSIONS = {"skip_special_tokens", "add_special_tokens", "top_k", "min_p"}
 
 
 class _Retry(Exception):
-    """An attempt failed in a way a retry may fix."""
+    """An attempt failed in a way a retry may fix; ``unreachable``: the server could not be reached at all."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class _Unsupported(Exception):

