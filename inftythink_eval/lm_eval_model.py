@@ -246,13 +246,20 @@ class InftyThinkLM(LM):
         for request, sample, trace in zip(requests, samples, traces):
             totals = trace.totals()
             stats = {"tok": totals.tok, "lat": totals.lat, "rounds": totals.rounds, "peak_ctx": totals.peak_ctx,
-                     "truncated": int(totals.truncated), "format_fail": totals.format_fail}
+                     "truncated": int(totals.truncated), "format_fail": totals.format_fail,
+                     "error": int(trace.error is not None)}
             outputs.append(SampleOutput(trace.final.answer, stats, trace_id=sample.id))
             row = trace.to_json()
             row.update(task=request.task_name, doc_id=request.doc_id, repeat=int(sample.id.rsplit("/", 1)[1]),
                        trace_id=sample.id, mode=self.mode_name)
             rows.append(row)
         self.sidecar.append(rows)
+        failed = [t for t in traces if t.error is not None]
+        if failed:
+            log.warning("%d of %d samples failed for good (first: %s). They are left out of ACC, pass@k and maj@k "
+                        "(a question with no answered sample counts as unsolved) and counted in the 'error' metric; "
+                        "the sidecar traces hold each reason. Rerun with the same cache_dir to redo only them.",
+                        len(failed), len(traces), failed[0].error)
         return outputs
 
     def _sample(self, request, repeat: int) -> Sample:

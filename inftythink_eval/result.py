@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-STAT_KEYS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
+STAT_KEYS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail", "error")
+"""``error``: 1 when a request of the sample failed for good (the reason is in the sidecar trace), else 0."""
 
 
 class SampleOutput(str):

@@ -48,3 +48,15 @@ def test_question_metrics_scores_all_four_samples_and_averages_stats():
 def test_plain_strings_give_nan_stats():
     out = question_metrics([True], ["plain"], keys=None)
     assert math.isnan(out["tok"]) and "maj@1" not in out and out["acc"] == 1.0
+
+
+def test_a_failed_sample_is_left_out_of_acc_and_counted_in_error():
+    from inftythink_eval.result import SampleOutput
+    from inftythink_eval.scoring.metrics import question_metrics
+
+    ok = SampleOutput("42", {"tok": 10, "error": 0})
+    bad = SampleOutput("", {"tok": 3, "error": 1})
+    out = question_metrics([True, False], [ok, bad])
+    assert out["acc"] == 1.0 and out["error"] == 0.5 and out["tok"] == 10
+    alone = question_metrics([False], [bad])
+    assert alone["acc"] == 0.0 and alone["error"] == 1.0   # no answered sample: counted as unsolved

@@ -65,9 +65,16 @@ def question_metrics(correct: Sequence[bool], samples: Sequence, keys: Optional[
                      timeouts: int = 0, unclosed: int = 0) -> dict[str, float]:
     """All metrics of one question: acc, pass@k, maj@k (when ``keys`` given), check_timeout, think_unclosed
     (``unclosed`` of the n samples opened a ``<think>`` and never closed it), engine stats."""
-    n, c = len(correct), sum(bool(x) for x in correct)
-    if n == 0:
+    if len(correct) == 0:
         raise ValueError("question_metrics needs at least one sample")
+    failed = [stats_of(s).get("error") == 1 for s in samples]
+    answered = [i for i, bad in enumerate(failed) if not bad] or list(range(len(correct)))
+    all_failed = not any(not bad for bad in failed) and any(failed)
+    # a sample whose request failed for good is left out of ACC, pass@k and maj@k; a question with no
+    # answered sample counts as unsolved (lm-eval's mean cannot skip a question; docs/metrics.md)
+    correct = [correct[i] and not all_failed for i in answered]
+    keys = [keys[i] for i in answered] if keys is not None else None
+    n, c = len(correct), sum(bool(x) for x in correct)
     out: dict[str, float] = {"acc": c / n}
     for k in report_ks(n):
         out[f"pass@{k}"] = pass_at_k(n, c, k)
@@ -75,5 +82,6 @@ def question_metrics(correct: Sequence[bool], samples: Sequence, keys: Optional[
             out[f"maj@{k}"] = maj_at_k(keys, correct, k)
     out["check_timeout"] = timeouts / n
     out["think_unclosed"] = unclosed / n
-    out.update(stat_means(samples))
+    out.update(stat_means([samples[i] for i in answered]))
+    out["error"] = sum(failed) / len(failed)
     return out
