@@ -82,6 +82,7 @@ class ParsedRound:
     summary: Optional[str]  # None: the round is final (no <summary>)
     conclusion: str         # text after the last </think> ("" when none)
     ok: bool                # False: the output has <summary> but fails the official parse
+    instruction: str = ""   # the official regex's first group: prompt + whatever the model wrote before <think>
 
 
 def parse_round(output: str, prompt: str = "") -> ParsedRound:
@@ -94,10 +95,42 @@ def parse_round(output: str, prompt: str = "") -> ParsedRound:
     if SUMMARY_OPEN not in output:
         return ParsedRound(think=_think_of(output), summary=None,
                            conclusion=final_answer_text(output), ok=True)
-    match = OFFICIAL_ROUND_RE.match((prompt or " ") + output)  # the (.+) instruction group needs a char
-    if match is None:
+    groups = official_round_groups((prompt or " ") + output)  # the (.+) instruction group needs a char
+    if groups is None:
         return ParsedRound(think=_think_of(output), summary=None, conclusion="", ok=False)
-    return ParsedRound(think=match.group(2), summary=match.group(3), conclusion="", ok=True)
+    return ParsedRound(think=groups[1], summary=groups[2], conclusion="", ok=True,
+                       instruction=groups[0][1:] if not prompt else groups[0])
+
+
+_HISTORY_RE = re.compile(re.escape(HISTORY_OPEN) + ".*?" + re.escape(HISTORY_CLOSE), re.DOTALL)
+
+
+def next_native_prompt(instruction: str, summary: str) -> str:
+    """The next round's prompt as the official loop builds it: the instruction group of the last round
+    (its prompt plus any text the model wrote before ``<think>``) with the old history removed, then
+    ``<history>{summary}</history>``.  For a model that opens ``<think>`` at once this equals
+    ``native_prompt(question, summary)``."""
+    return _HISTORY_RE.sub("", instruction) + f"{HISTORY_OPEN}{summary}{HISTORY_CLOSE}"
+
+
+_ROUND_MARK = "\n" + THINK_CLOSE + "\n" + SUMMARY_OPEN + "\n"
+
+
+def official_round_groups(text: str) -> Optional[tuple[str, str, str]]:
+    """``OFFICIAL_ROUND_RE.match(text).groups()`` (or None), found in linear time.
+
+    The greedy regex backtracks over every ``<think>`` and every ``</think>\n<summary>``
+    pair: cubic time on an output that repeats the tags (minutes for 50 kB).  Greedy
+    groups take the last of each marker that still leaves the rest a match, so:
+    the last ``\n</summary>``, the last ``\n</think>\n<summary>\n`` ending at least one
+    character before it, the last ``<think>\n`` (not at 0) ending at least one before that.
+    """
+    end = text.rfind("\n" + SUMMARY_CLOSE)
+    mark = text.rfind(_ROUND_MARK, 0, end - 1) if end > 0 else -1
+    start = text.rfind(THINK_OPEN + "\n", 1, mark - 1) if mark > 0 else -1
+    if start == -1:
+        return None
+    return text[:start], text[start + len(THINK_OPEN) + 1:mark], text[mark + len(_ROUND_MARK):end]
 
 
 def _think_of(output: str) -> str:

@@ -124,3 +124,21 @@ def test_each_call_gets_its_own_reproducible_seed():
     assert _seeded(SamplingParams(max_tokens=5), 3).seed is None  # no base seed: nothing is invented
     with pytest.raises(ValueError, match="max_tokens must be an integer >= 1"):
         SamplingParams(max_tokens=0)
+
+
+def test_text_before_think_is_carried_into_the_next_prompt_as_the_official_loop_does():
+    """The official loop builds round i+1 from the regex's instruction group (prompt + what the model wrote
+    before <think>) with the old history removed: byte for byte."""
+    from inftythink_eval.backends.scripted import ScriptedBackend
+    from inftythink_eval.backends.base import SamplingParams
+    from inftythink_eval.engine import Engine
+    from inftythink_eval.modes import Sample
+
+    script = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
+              {"match": "<history>A</history>", "output": "Then.<think>\ny\n</think>\n<summary>\nB\n</summary>"},
+              {"match": "", "output": "Sure.<think>\nx\n</think>\n<summary>\nA\n</summary>"}]
+    trace = Engine(ScriptedBackend(script), "inftythink", progress=False).run(
+        [Sample("s", "Q?", SamplingParams(max_tokens=100))])[0]
+    assert [c.prompt for c in trace.calls] == ["User:Q?Assistant:", "User:Q?Assistant:Sure.<history>A</history>",
+                                               "User:Q?Assistant:Sure.Then.<history>B</history>"]
+    assert trace.final.answer == "done"

@@ -57,4 +57,4 @@ class InftyThink:
                          reason="length" if last.finish_reason == "length" else "done")
         if sum(1 for c in calls if c.role == REASON) >= self.params.max_rounds:
             return Final("", truncated=True, reason="max_rounds")
-        return self._call(sample, parsed.summary, len(calls))
+        return Call(REASON, T.next_native_prompt(parsed.instruction, parsed.summary), self._budget(sample, len(calls)))
