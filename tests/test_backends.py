@@ -108,3 +108,43 @@ def test_a_stop_string_cut_counts_no_pad_tokens(hf):
     assert cut.finish_reason == "stop" and "\n" not in cut.text
     assert cut.output_tokens == len(cut.output_ids) < full.output_tokens
     assert hf.decode(cut.output_ids).startswith(cut.text)
+
+
+def _bos_tokenizer():
+    """A real (tiny) fast tokenizer whose post-processor adds BOS, like Llama's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "</s>": 1, "hello": 2, "world": 3, "[UNK]": 4}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="[UNK]")
+
+
+def test_bos_is_added_once_by_every_backends_prompt_rule():
+    """The one BOS rule (lm-eval's hf rule): the tokenizer's own BOS, except when the text already starts with it
+    (a chat template wrote it) - never doubled, never dropped."""
+    from inftythink_eval.backends._tokenizer import TokenizerOps
+
+    ops = TokenizerOps()
+    ops.tokenizer, ops.model_id = _bos_tokenizer(), "bos-test"
+    assert ops.prompt_ids("hello world") == [0, 2, 3]
+    assert ops.prompt_ids("<s> hello world") == [0, 2, 3]
+    assert ops.encode("hello world") == [2, 3]   # token slicing and counting never add specials
+
+
+def test_the_call_cache_keys_on_the_backend_not_only_the_model_path(hf, tmp_path):
+    """Same cache_dir, same model path, another backend: nothing is served from the other backend's calls."""
+    from inftythink_eval.backends.scripted import ScriptedBackend
+    from inftythink_eval.cache import CallCache
+    from inftythink_eval.engine import Engine
+    from inftythink_eval.modes import Sample
+
+    samples = [Sample("0", "Say hi.", SamplingParams(max_tokens=4))]   # the same prompt text on both backends
+    Engine(hf, "vanilla", cache=CallCache(tmp_path), progress=False).run(samples)
+    other = ScriptedBackend([{"match": "", "output": "scripted"}], model_id=hf.model_id)
+    cache = CallCache(tmp_path)
+    trace = Engine(other, "vanilla", cache=cache, progress=False).run(samples)[0]
+    assert cache.hits == 0 and trace.calls[0].output == "scripted"
+    assert {"backend", "model", "dtype", "device", "revision"} <= set(hf.fingerprint)
