@@ -2,10 +2,18 @@
 
 Builds a randomly initialised model from a config + tokenizer folder (real
 weights are too large to ship to the device machine; the mechanics and the
-overhead ratio do not depend on them), then runs every mode through the
-engine on ``device=cuda`` and prints each mode's totals.
+overhead ratio do not depend on them), then, on the request-level backend
+named by ``--backend`` (``hf`` on ``device=cuda``, or ``vllm`` where vLLM is
+installed):
 
-Run: ``python benchmarks/gpu_check.py CONFIG_DIR`` (CONFIG_DIR holds config.json and tokenizer files).
+- every mode through the engine, with each mode's totals;
+- per-request timing: a 2-token and a 256-token request submitted together
+  (the short one's LAT must be a small fraction of the long one's);
+- sampled requests with different seeds in one batch (hf: the batch size used);
+- loglikelihood.
+
+Run: ``python benchmarks/gpu_check.py CONFIG_DIR [--backend hf|vllm]`` (CONFIG_DIR holds config.json and
+tokenizer files).  Not covered: the openai backend (it needs a server; see tests/test_vllm_engine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from inftythink_eval.backends.base import SamplingParams, make_backend
+from inftythink_eval.backends.base import Request, SamplingParams, make_backend
 from inftythink_eval.engine import Engine
 from inftythink_eval.modes import ModeParams, Sample
 
@@ -38,8 +46,12 @@ def main() -> None:
     if "--build-only" in sys.argv:
         print(f"RANDOM_MODEL={path}")
         return
-    backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16")
-    print("device:", torch.cuda.get_device_name(0), "model:", backend.model.num_parameters(), "params")
+    if "--backend" in sys.argv and sys.argv[sys.argv.index("--backend") + 1] == "vllm":
+        backend = make_backend("vllm", pretrained=path, dtype="bfloat16", gpu_memory_utilization=0.5)
+    else:
+        backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16")
+    print("device:", torch.cuda.get_device_name(0), "backend:", backend.name)
+    per_request_timing(backend)
     samples = [Sample(str(i), f"Question number {i}: what is {i} squared?", SamplingParams(max_tokens=256), chat=True)
                for i in range(32)]
     for mode, params in [("vanilla", ModeParams()), ("summarize", ModeParams(eta=64, max_rounds=3, summary_tokens=32)),
@@ -56,6 +68,20 @@ def main() -> None:
     ll = backend.loglikelihood([("The capital of France is", " Paris")])
     print("loglikelihood on cuda:", ll)
     print(f"RANDOM_MODEL={path}")
+
+
+def per_request_timing(backend) -> None:
+    """Each request returns when it finishes; sampled requests with their own seeds share a batch."""
+    prompt = "Write a long story about a cat."
+    short, long = backend.generate([Request(prompt, SamplingParams(max_tokens=2)),
+                                    Request(prompt, SamplingParams(max_tokens=256))])
+    lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
+    print(f"[timing] 2-token LAT {lat_short:.3f}s, 256-token LAT {lat_long:.3f}s, ratio {lat_short / lat_long:.3f} "
+          f"(must be small); first token of the long one after {long.first_token - long.submitted:.3f}s")
+    sampled = [Request(prompt, SamplingParams(max_tokens=16, temperature=0.7, top_p=0.95, seed=s)) for s in range(8)]
+    outs = backend.generate(sampled)
+    print(f"[sampling] 8 seeds, {len({o.output_ids for o in outs})} distinct outputs; hf batch sizes: "
+          f"{getattr(backend, 'batches', [])[-3:]}")
 
 
 if __name__ == "__main__":
