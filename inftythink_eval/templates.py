@@ -177,6 +177,17 @@ class ScoredText:
     think: str  # THINK_CLOSED, THINK_UNCLOSED (a <think> opened and never closed) or THINK_NONE (no tags)
 
 
+def summary_text(output: str) -> str:
+    """The summary a summariser wrote, without its thinking: the text after the last ``</think>``; ``""``
+    when its ``<think>`` never closed (the same rule as scoring: thinking is never carried on)."""
+    return scored_text(output).text.strip()
+
+
+def summary_cut(output: str, finish_reason: str) -> bool:
+    """A summary that is not whole: cut at its token limit, or thinking that never closed."""
+    return finish_reason == "length" or scored_text(output).think == THINK_UNCLOSED
+
+
 def scored_text(output: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> ScoredText:
     """The one truncation rule: the part of a response that a task scores.
 

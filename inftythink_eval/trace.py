@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .backends.base import SamplingParams
+from .templates import summary_cut
 
 REASON, RETRY, SUMMARY = "reason", "retry", "summary"
 
@@ -111,6 +112,7 @@ def totals(calls: list[CallRecord], final: Optional[Final]) -> Totals:
         rounds=sum(1 for c in calls if c.role in (REASON, RETRY)),
         peak_ctx=max((c.prompt_tokens + c.output_tokens for c in calls), default=0),
         truncated=bool(final and final.truncated),
-        format_fail=sum(1 for c in calls if c.role == RETRY) + (1 if final and final.reason == "format" else 0),
+        format_fail=(sum(1 for c in calls if c.role == RETRY) + (1 if final and final.reason == "format" else 0)
+                     + sum(1 for c in calls if c.role == SUMMARY and summary_cut(c.output, c.finish_reason))),
         calls=len(calls),
     )

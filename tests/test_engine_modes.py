@@ -203,3 +203,18 @@ def test_each_request_finishes_on_its_own_clock():
     traces = Engine(backend, "vanilla", progress=False).run(samples)
     short, long = traces[0].totals().lat, traces[1].totals().lat
     assert short < 0.3 * long, (short, long)
+
+
+def test_summarize_passes_on_the_summary_without_the_summarisers_thinking_and_flags_cut_summaries():
+    """A reasoning summariser writes <think>...</think> first: only the text after it reaches the next round;
+    a summary whose thinking never closed (cut at summary_tokens) carries nothing and counts in format_fail."""
+    reasoning = " ".join(["step"] * 30)
+    script = [{"match": "<|assistant|>\nS1: halfway", "output": "<think>\nhmm " + "x " * 40},   # the 2nd summary
+              {"match": "Please list what you have achieved", "output": "<think>\nlet me see\n</think>\nS1: halfway"},
+              {"match": "", "output": reasoning}]
+    params = ModeParams(eta=10, summary_tokens=20, max_rounds=3)
+    trace = Engine(ScriptedBackend(script), "summarize", params, progress=False).run([sample(question="Q?")])[0]
+    reasons = [c for c in trace.calls if c.role == "reason"]
+    assert "S1: halfway" in reasons[1].prompt and "let me see" not in reasons[1].prompt
+    assert "hmm" not in reasons[2].prompt
+    assert trace.totals().format_fail == 1

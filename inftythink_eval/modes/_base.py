@@ -198,4 +198,7 @@ def trailing_retries(calls: list[CallRecord]) -> int:
 
 
 def last_summary(calls: list[CallRecord]) -> Optional[str]:
-    return next((c.output.strip() for c in reversed(calls) if c.role == SUMMARY), None)
+    """The last summary's text, without the summariser's thinking (``templates.summary_text``)."""
+    from ..templates import summary_text
+
+    return next((summary_text(c.output) for c in reversed(calls) if c.role == SUMMARY), None)

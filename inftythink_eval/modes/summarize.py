@@ -49,7 +49,7 @@ class Summarize:
             return self._reason(sample, None, 0)
         last = calls[-1]
         if last.role == SUMMARY:
-            return self._reason(sample, last.output.strip(), len(calls))
+            return self._reason(sample, T.summary_text(last.output), len(calls))
         if last.finish_reason == "stop":
             return Final(T.final_answer_text(last.output))
         if len(reasons(calls)) >= self.params.max_rounds:
