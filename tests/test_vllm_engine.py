@@ -39,44 +39,36 @@ def vllm_installed():
     os.environ.update(VLLM_ENV)
 
 
-@pytest.fixture(scope="module")
-def engine(smollm2):
-    from inftythink_eval.backends.base import make_backend
-
-    backend = make_backend("vllm", pretrained=smollm2, dtype="float32", max_model_len=4096, enforce_eager=True)
-    yield backend
-    backend.close()
-
-
 def _story(backend) -> str:
     return backend.apply_chat_template([{"role": "user", "content": "Write a long story about a cat."}])
 
 
-def test_short_request_returns_long_before_the_long_one(engine):
-    """A 2-token and a 96-token request submitted together: each comes back when it finishes."""
-    from inftythink_eval.backends.base import Request, SamplingParams
+def test_the_engine_directly(smollm2):
+    """Per-request timing (a 2-token and a 96-token request submitted together: each comes back when it
+    finishes), stop strings, seeds, top_k/min_p, loglikelihood.  One engine, closed at the end: vLLM's CPU
+    workers keep spinning while they live, which would slow the tests after this one."""
+    from inftythink_eval.backends.base import Request, SamplingParams, make_backend
 
-    short, long = engine.generate([Request(_story(engine), SamplingParams(max_tokens=2)),
-                                   Request(_story(engine), SamplingParams(max_tokens=96))])
-    assert (short.output_tokens, long.output_tokens) == (2, 96)
-    lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
-    assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
-    assert long.submitted <= long.first_token <= long.finished
-
-
-def test_stop_strings_seeds_and_loglikelihood(engine):
-    from inftythink_eval.backends.base import Request, SamplingParams
-
-    prompt = engine.apply_chat_template([{"role": "user", "content": "List three colours, one per line."}])
-    cut = engine.generate([Request(prompt, SamplingParams(max_tokens=40, stop=("\n",)))])[0]
-    assert cut.finish_reason == "stop" and "\n" not in cut.text and cut.output_tokens == len(cut.output_ids)
-    sampled = SamplingParams(max_tokens=12, temperature=1.0, top_k=20, min_p=0.05, seed=7)
-    a, b = engine.generate([Request(prompt, sampled), Request(prompt, sampled)])
-    assert a.output_ids == b.output_ids   # same seed, same tokens
-    (good, _), (bad, _), (rolling, _) = engine.loglikelihood([("The capital of France is", " Paris"),
-                                                              ("The capital of France is", " cucumber"),
-                                                              ("", "Hello world")])
-    assert good > bad and rolling < 0
+    engine = make_backend("vllm", pretrained=smollm2, dtype="float32", max_model_len=4096, enforce_eager=True)
+    try:
+        short, long = engine.generate([Request(_story(engine), SamplingParams(max_tokens=2)),
+                                       Request(_story(engine), SamplingParams(max_tokens=96))])
+        assert (short.output_tokens, long.output_tokens) == (2, 96)
+        lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
+        assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
+        assert long.submitted <= long.first_token <= long.finished
+        prompt = engine.apply_chat_template([{"role": "user", "content": "List three colours, one per line."}])
+        cut = engine.generate([Request(prompt, SamplingParams(max_tokens=40, stop=("\n",)))])[0]
+        assert cut.finish_reason == "stop" and "\n" not in cut.text and cut.output_tokens == len(cut.output_ids)
+        sampled = SamplingParams(max_tokens=12, temperature=1.0, top_k=20, min_p=0.05, seed=7)
+        a, b = engine.generate([Request(prompt, sampled), Request(prompt, sampled)])
+        assert a.output_ids == b.output_ids   # same seed, same tokens
+        (good, _), (bad, _), (rolling, _) = engine.loglikelihood([("The capital of France is", " Paris"),
+                                                                  ("The capital of France is", " cucumber"),
+                                                                  ("", "Hello world")])
+        assert good > bad and rolling < 0
+    finally:
+        engine.close()
 
 
 def test_unknown_engine_argument_and_data_parallel_are_clear_errors(smollm2):
@@ -90,7 +82,8 @@ def test_unknown_engine_argument_and_data_parallel_are_clear_errors(smollm2):
 
 @pytest.mark.parametrize("mode,extra", [("vanilla", ""), ("summarize", ",eta=48,summary_tokens=24,max_rounds=3"),
                                         ("inftythink", ",round_tokens=48,max_rounds=2"),
-                                        ("delethink", ",chunk=48,max_chunks=2")])
+                                        ("delethink", ",chunk=48,max_chunks=2"),
+                                        ("inftythink_plus", ",round_tokens=48,max_rounds=2")])
 def test_every_mode_through_lm_eval(tmp_path, smollm2, mini_task, mode, extra):
     out = tmp_path / "out"
     run_cli([*LM_EVAL, "--model", "inftythink", "--model_args",
