@@ -76,6 +76,31 @@ _SUMMARY_ROUND_RE = re.compile(
     rf"^\s*{THINK_OPEN}(.+){THINK_CLOSE}\s*{SUMMARY_OPEN}(.+){SUMMARY_CLOSE}\s*$", re.DOTALL)
 
 
+_SPACE_RUN = re.compile(r"\s*")
+
+
+def summary_round_groups(output: str) -> Optional[tuple[str, str]]:
+    """``_SUMMARY_ROUND_RE.match(output).groups()`` (or None), found in linear time.
+
+    The greedy regex backtracks over every ``</think>`` for every ``</summary>``: quadratic
+    time on an output that repeats the tags.  The same match: ``<think>`` after leading
+    whitespace, the last ``</summary>`` (only whitespace after it), and the last ``</think>``
+    followed by whitespace, ``<summary>`` and at least one character before that.
+    """
+    start = len(output) - len(output.lstrip())
+    end = output.rfind(SUMMARY_CLOSE)
+    if not output.startswith(THINK_OPEN, start) or end == -1 or output[end + len(SUMMARY_CLOSE):].strip():
+        return None
+    close = end
+    while True:
+        close = output.rfind(THINK_CLOSE, start + len(THINK_OPEN) + 1, close)
+        if close == -1:
+            return None
+        body = _SPACE_RUN.match(output, close + len(THINK_CLOSE)).end()
+        if output.startswith(SUMMARY_OPEN, body) and body + len(SUMMARY_OPEN) < end:
+            return output[start + len(THINK_OPEN):close], output[body + len(SUMMARY_OPEN):end]
+
+
 def history_block(summary: Optional[str]) -> str:
     """``<history>\\n{summary}\\n</history>``, or "" in the first iteration (no summary yet)."""
     return "" if summary is None else f"{HISTORY_OPEN}\n{summary}\n{HISTORY_CLOSE}"
@@ -172,10 +197,10 @@ def parse_iteration(output: str) -> PlusIteration:
     The template's single newlines inside each block are trimmed, a span's own text is kept.
     """
     if SUMMARY_OPEN in output:
-        match = _SUMMARY_ROUND_RE.match(output)
-        if match is None or not _trim(match.group(2)).strip():
+        groups = summary_round_groups(output)
+        if groups is None or not _trim(groups[1]).strip():
             return PlusIteration(FORMAT)
-        return PlusIteration(SUMMARY, think=_trim(match.group(1)), summary=_trim(match.group(2)))
+        return PlusIteration(SUMMARY, think=_trim(groups[0]), summary=_trim(groups[1]))
     start, cut = output.find(THINK_OPEN), output.rfind(THINK_CLOSE)
     if start == -1 or cut == -1 or cut < start or output[:start].strip():
         return PlusIteration(FORMAT)
