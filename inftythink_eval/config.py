@@ -122,17 +122,10 @@ def _vllm_engine_arg(key: str) -> bool:
 
 
 def _literal(value: Any) -> Any:
-    """A pass-through value: bools, ints and floats from their text, anything else as given."""
-    if not isinstance(value, str):
-        return value
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
+    """A pass-through value as lm-eval reads model_args text: true/false, ints, floats, None, else as given."""
+    from lm_eval.utils import handle_arg_string
+
+    return handle_arg_string(value) if isinstance(value, str) else value
 
 
 def parse(args: dict[str, Any]) -> EvalConfig:
