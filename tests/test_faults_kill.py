@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from conftest import run_cli
 from inftythink_eval.testing.fault_server import FaultServer
-from inftythink_eval.testing.faults import cache_lines, differences, interrupt_at, lm_eval_cmd, read_output
+from inftythink_eval.testing.faults import (Outcome, cache_lines, differences, interrupt_at, lm_eval_cmd,
+                                           read_output, record)
 
 RESUME_HINT = "rerun the same command with the same cache_dir to resume"
 
@@ -46,8 +49,6 @@ Engine(backend, "vanilla", cache=CallCache(sys.argv[1]), progress=False).run(sam
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_engine_stops_on_sigterm_and_ctrl_c_with_whole_cache_lines_and_a_resume_hint(tmp_path, sig):
     """The engine in a Python process of its own (fast): the signal arrives while requests are in flight."""
-    import sys
-
     cache = tmp_path / "cache"
     stopped = interrupt_at([sys.executable, "-c", ENGINE_RUN, str(cache)], cache, 3, sig, pause=0.1, limit=50)
     assert stopped["landed"] and stopped["code"] != 0 and stopped["seconds"] < 5, stopped
@@ -56,6 +57,10 @@ def test_engine_stops_on_sigterm_and_ctrl_c_with_whole_cache_lines_and_a_resume_
     lines, keys = cache_lines(cache)
     assert whole_lines(cache) and lines == keys and 3 <= lines < 12
     assert f"{lines} finished calls are kept" in stopped["stderr"]
+    resumed = subprocess.run([sys.executable, "-c", ENGINE_RUN, str(cache)], capture_output=True, timeout=50)
+    assert resumed.returncode == 0 and cache_lines(cache) == (12, 12)  # the rest, and nothing twice
+    record(Outcome("kill", f"{signal.Signals(sig).name} of a run (engine, scripted)", "run stopped", runs=2,
+                   completed=1, samples=12, recomputed=0, seconds=stopped["seconds"]))
 
 
 @pytest.mark.slow
@@ -64,8 +69,10 @@ def test_sigterm_and_ctrl_c_stop_cleanly_say_how_to_resume_and_lose_nothing(tmp_
     """4 samples x 3 rounds; SIGTERM after 3 calls, Ctrl-C (SIGINT) after 6, then a rerun finishes the rest."""
     cache, out = tmp_path / "cache", tmp_path / "out"
     cmd = lm_eval_cmd(scripted_args(tmp_path, cache), mini_task, out, 4)
+    longest = 0.0
     for lines, sig in ((3, signal.SIGTERM), (6, signal.SIGINT)):
         stopped = interrupt_at(cmd, cache, lines, sig, limit=180)
+        longest = max(longest, stopped["seconds"])
         name = signal.Signals(sig).name
         assert stopped["landed"], f"the run ended before {name} was sent"
         assert stopped["code"] != 0, f"{name}: exit status 0"
@@ -83,6 +90,9 @@ def test_sigterm_and_ctrl_c_stop_cleanly_say_how_to_resume_and_lose_nothing(tmp_
     done = read_output(out)
     assert done["results"]["itt_mini"]["rounds,none"] == 3.0 and len(done["samples"]) == 4
     assert all(t["final"]["reason"] != "error" for t in done["traces"])
+    record(Outcome("kill", "SIGTERM, then Ctrl-C, of lm_eval (scripted), then resume", "run stopped", injected=2,
+                   runs=3, completed=1, samples=4, recomputed=lines - keys, lost=4 - len(done["samples"]),
+                   seconds=longest))
 
 
 def kill_five_times_then_finish(cmd, cache, seed, total_hint, env=None) -> list[dict]:
@@ -112,7 +122,16 @@ def test_sigkill_at_five_random_moments_hf_summarize(tmp_path, mini_task, smollm
     assert all(k["code"] == -signal.SIGKILL for k in kills if k["landed"])
     lines, keys = cache_lines(cache)
     assert lines == keys == total, f"{lines - keys} calls recomputed; {keys} of {total} calls"
-    assert differences(reference, read_output(tmp_path / "out")) == []
+    resumed = read_output(tmp_path / "out")
+    assert differences(reference, resumed) == []
+    record(_killed("SIGKILL x5 of lm_eval, hf summarize (SmolLM2), then resume", kills, reference, resumed, lines - keys))
+
+
+def _killed(name, kills, reference, resumed, recomputed) -> Outcome:
+    landed = [k for k in kills if k["landed"]]
+    return Outcome("kill", name, "resumed", injected=len(landed), runs=len(kills) + 1, completed=1,
+                   samples=len(reference["samples"]), recomputed=recomputed,
+                   lost=len(reference["samples"]) - len(resumed["samples"]), seconds=max(k["seconds"] for k in landed))
 
 
 @pytest.mark.slow
@@ -135,4 +154,7 @@ def test_sigkill_at_five_random_moments_openai(tmp_path, mini_task, smollm2):
     lines, keys = cache_lines(cache)
     assert lines == keys == total, f"{lines - keys} calls recomputed; {keys} of {total} calls"
     assert len(server.log) - asked_before >= total  # calls in flight at a kill are asked again (never cached)
-    assert differences(reference, read_output(tmp_path / "out")) == []
+    resumed = read_output(tmp_path / "out")
+    assert differences(reference, resumed) == []
+    record(_killed("SIGKILL x5 of lm_eval, openai summarize (fault server), then resume", kills, reference, resumed,
+                   lines - keys))

@@ -20,6 +20,7 @@ from inftythink_eval.cache import CallCache
 from inftythink_eval.engine import Engine
 from inftythink_eval.modes import ModeParams, Sample
 from inftythink_eval.sidecar import Sidecar
+from inftythink_eval.testing.faults import Outcome, record
 
 PIECES = st.sampled_from(["<think>", "</think>", "<summary>", "</summary>", "\n", " ", "\t", "x", "y", "<", ">"])
 TEXTS = st.lists(PIECES, max_size=14).map("".join)
@@ -64,6 +65,7 @@ def test_parsing_hostile_outputs_stays_linear(name):
     t_large = min(_seconds(parse, large) for _ in range(3))
     assert t_large < 1.0, f"{name}: {len(large) / 1e6:.1f} MB took {t_large:.2f} s"
     assert t_large < 8 * t_small + 0.02, f"{name}: 4x the input took {t_large / max(t_small, 1e-9):.0f}x the time"
+    record(Outcome("output", f"parse {name} ({len(large) / 1e6:.1f} MB)", "verdict", runs=0, seconds=t_large))
 
 
 def _bytes(call) -> int:
@@ -101,6 +103,8 @@ def test_megabyte_outputs_with_nul_invalid_utf8_and_broken_tags_get_a_verdict_an
     sidecar.append([t.to_json() for t in traces])
     rows = [json.loads(l) for l in sidecar.trace_path.read_text(encoding="utf-8", errors="surrogatepass").splitlines()]
     assert [r["final"]["reason"] for r in rows] == ["format"] * 3 and rows[0]["calls"][0]["output"] == NASTY
+    record(Outcome("output", "2 MB outputs with NUL, U+FFFD, a lone surrogate, broken tags", "verdict", completed=1,
+                   samples=3, seconds=seconds, detail=f"retained {retained / held:.1f}x the traces' bytes"))
 
 
 @pytest.mark.timeout(60)
@@ -122,3 +126,5 @@ def test_a_summary_of_100k_tokens_that_grows_every_round_stops_at_max_rounds(tmp
     assert trace.final.reason == "max_rounds" and trace.final.truncated and backend.calls == 3
     held = sum(_bytes(c) for c in trace.calls)
     assert retained < 3 * held and peak < 300 * 2**20, (retained, peak, held)
+    record(Outcome("output", "a 100k-token summary growing every round", "verdict", completed=1, samples=1,
+                   detail=f"retained {retained / held:.1f}x the traces' bytes"))

@@ -9,6 +9,7 @@ import logging
 import resource
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,7 +18,7 @@ from inftythink_eval.cache import FORMAT_VERSION, CacheError, CallCache
 from inftythink_eval.engine import Engine
 from inftythink_eval.leaderboard.sidecars import IngestError, read_jsonl
 from inftythink_eval.modes import Sample
-from inftythink_eval.testing.faults import cache_lines
+from inftythink_eval.testing.faults import Outcome, cache_lines, record
 
 ENGINE_RUN = """
 import sys
@@ -42,7 +43,9 @@ def limited(args: list[str], max_bytes: int) -> subprocess.CompletedProcess:
 @pytest.mark.timeout(60)
 def test_disk_full_while_the_cache_is_written_then_resume(tmp_path):
     cache = tmp_path / "cache"
+    start = time.time()
     full = limited([sys.executable, "-c", ENGINE_RUN, str(cache)], 1500)
+    seconds = time.time() - start
     assert full.returncode != 0
     assert "could not be written" in full.stderr and "is the disk full?" in full.stderr, full.stderr[-2000:]
     assert "same cache_dir to resume" in full.stderr
@@ -55,6 +58,8 @@ def test_disk_full_while_the_cache_is_written_then_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"calls made {12 - kept}" in resumed.stdout  # only the calls the full disk refused
     assert cache_lines(cache) == (12, 12)
+    record(Outcome("storage", "disk full while the cache is written (RLIMIT_FSIZE), then resume", "run stopped",
+                   runs=2, completed=1, samples=12, recomputed=0, seconds=seconds))
 
 
 SIDECAR_RUN = """
@@ -81,6 +86,7 @@ def test_disk_full_while_a_sidecar_is_written(tmp_path):
     (run,) = tmp_path.glob("inftythink_run_*.json")
     assert json.loads(run.read_text())["mode"] == "vanilla"
     assert not list(tmp_path.glob(".inftythink_*"))  # no temp file left behind
+    record(Outcome("storage", "disk full while a trace sidecar is written", "run stopped", completed=0))
 
 
 def _filled_cache(folder, n=6):
@@ -106,6 +112,7 @@ def test_corrupt_and_torn_cache_lines_are_skipped_with_a_verdict_and_redone(tmp_
     backend = make_backend("scripted", script=[{"match": "", "output": "an answer"}])
     traces = Engine(backend, "vanilla", cache=cache, progress=False).run(samples)
     assert backend.calls == 2 and all(t.calls[0].output == "an answer" for t in traces)
+    record(Outcome("storage", "corrupt, invalid and torn cache lines", "verdict", injected=4, completed=1, samples=6))
 
 
 @pytest.mark.timeout(30)
@@ -117,6 +124,7 @@ def test_a_cache_written_by_another_format_is_a_clear_error(tmp_path):
     with pytest.raises(CacheError, match=rf"written by cache format {FORMAT_VERSION + 1}.*reads format "
                                          rf"{FORMAT_VERSION}.*new folder"):
         CallCache(tmp_path)
+    record(Outcome("storage", "a cache line written by another cache format", "verdict", runs=0))
 
 
 def test_a_trace_sidecar_cut_short_is_a_clear_verdict(tmp_path):
@@ -124,3 +132,4 @@ def test_a_trace_sidecar_cut_short_is_a_clear_verdict(tmp_path):
     path.write_text(json.dumps({"sample_id": "a"}) + "\n" + json.dumps({"sample_id": "b"})[:9])
     with pytest.raises(IngestError, match=r":2: not a JSON line .*partial or corrupt"):
         read_jsonl(path)
+    record(Outcome("storage", "a trace sidecar cut short (leaderboard import)", "verdict", runs=0))

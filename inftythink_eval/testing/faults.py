@@ -5,10 +5,13 @@ ended, samples failed with a reason, calls recomputed after resume, samples
 lost, seconds to resolve), the table of misbehaving-server faults and what
 each must end in (``SERVER_FAULTS``), the runner of one server scenario
 against ``FaultServer`` through the real ``openai`` backend and engine,
-and cache counting (``cache_lines``: a call recomputed after a resume is a
-second line with the same key).  The tests (``tests/test_faults_*.py``)
-assert on these outcomes; ``scripts/reliability.py`` runs them all and
-writes the figures into ``docs/reliability.md``.
+cache counting (``cache_lines``: a call recomputed after a resume is a
+second line with the same key), the real ``lm_eval`` CLI interrupted at a
+chosen moment (``interrupt_at``) and compared with an uninterrupted run
+(``differences``), and the ledger (``record``).  The tests
+(``tests/test_faults_*.py``) assert on these outcomes and record them;
+``scripts/reliability.py`` runs the tests with a ledger and writes the
+figures into ``docs/reliability.md``.
 
 Each fault ends one of three ways, chosen on purpose: ``retried`` (to
 success), ``sample failed`` (that sample records the reason, the run goes
@@ -62,6 +65,22 @@ class Outcome:
         return asdict(self)
 
 
+LEDGER_ENV = "INFTYTHINK_FAULT_LEDGER"
+
+
+def record(outcome: Outcome) -> Outcome:
+    """Append the outcome to the ledger file named by $INFTYTHINK_FAULT_LEDGER (set by
+    ``scripts/reliability.py``; without it, nothing is written)."""
+    import os
+
+    path = os.environ.get(LEDGER_ENV)
+    if path:
+        row = {k: v for k, v in outcome.row().items() if k != "extra"}
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+    return outcome
+
+
 # name -> (faults for the first sample's requests, the ending chosen for it, model_args overrides)
 SERVER_FAULTS: dict[str, tuple[list[str], str]] = {
     "HTTP 500 burst (2)": (["500", "500"], "retried"),
@@ -77,10 +96,12 @@ SERVER_FAULTS: dict[str, tuple[list[str], str]] = {
     "stop string left in": (["stop_left_in"], "answered"),
     "invalid UTF-8 and NUL in a stream": (["bad_utf8"], "answered"),
     "HTTP 400 context length exceeded": (["context"], "sample failed"),
-    "HTTP 503 for good (every retry spent)": (["503"] * 50, "run stopped"),
+    "HTTP 503 for good (every retry spent)": (["503"] * 50, "sample failed"),
     "connection refused (no server)": ([], "run stopped"),
     "server restarted mid-run": ([], "retried"),
+    "server stopped mid-run": ([], "run stopped"),
 }
+MID_RUN = ("server restarted mid-run", "server stopped mid-run")  # a second wave of requests meets the closed port
 RETRIES, BACKOFF, TIMEOUT, SLOW = 4, 0.05, 1.0, 3.0  # the client's settings and the server's stall in scenarios
 
 
@@ -122,14 +143,15 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
     workdir = Path(workdir or tempfile.mkdtemp(prefix="faults-"))
     cache = workdir / "cache"
     rules = [{"match": "Q0:", "output": ANSWER, "faults": faults}, {"match": "", "output": ANSWER}]
-    n = 2 * n if name == "server restarted mid-run" else n  # a second wave of requests meets the closed port
+    n = 2 * n if name in MID_RUN else n
     samples = _samples(n)
     outcome = Outcome("server", name, ending="", injected=len(faults) or 1, samples=n)
     server = None if name.startswith("connection refused") else FaultServer(rules, slow_seconds=SLOW)
     url = server.url if server else f"http://127.0.0.1:{free_port()}/v1"
-    if name == "server restarted mid-run":  # down for 0.5 s once the first request is in
+    if name in MID_RUN:  # down for 0.5 s (or for good) once the first request is in
         server.delay_per_token = 0.05
-        threading.Thread(target=_restart_after_first_request, args=(server, 0.5), daemon=True).start()
+        down = 0.5 if name.startswith("server restarted") else None
+        threading.Thread(target=_restart_after_first_request, args=(server, down), daemon=True).start()
     start = time.time()
     try:
         traces, backend = _run(url, tokenizer, cache, samples)
@@ -154,11 +176,11 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
     return outcome
 
 
-def _restart_after_first_request(server: FaultServer, down: float) -> None:
+def _restart_after_first_request(server: FaultServer, down: Optional[float]) -> None:
     deadline = time.time() + 30
     while not server.log and time.time() < deadline:
         time.sleep(0.005)
-    server.restart(down)
+    server.close() if down is None else server.restart(down)
 
 
 def _resume(outcome: Outcome, rules: list[dict], tokenizer: str, cache: Path, samples: list[Sample], port: int):
