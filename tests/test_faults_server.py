@@ -52,3 +52,33 @@ def test_a_server_stopped_mid_run_keeps_the_first_wave_and_the_resume_asks_only_
     lines, keys = cache_lines(tmp_path / "cache")
     assert lines == keys == 8 and outcome.extra["kept_before_resume"] >= 1
     assert outcome.extra["asked_on_resume"] == 8 - outcome.extra["kept_before_resume"] <= 7
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_lm_eval_results_count_the_sample_that_failed_with_its_reason(smollm2, tmp_path, data_dir):
+    """The real lm_eval CLI on MATH500 (3 rows) over the openai backend: the server refuses the first question
+    (HTTP 400, context length), answers the others with the gold answer; the run finishes (exit 0), the
+    results' ``error`` is 1/3, the failed sample scores 0 and its trace carries the server's message."""
+    from conftest import run_cli
+    from inftythink_eval.benchdata import load_rows
+    from inftythink_eval.testing.fault_server import FaultServer
+    from inftythink_eval.testing.faults import Outcome, lm_eval_cmd, read_output
+
+    rows = load_rows("math500", str(data_dir))[:3]
+    rules = [{"match": row["problem"], "output": "<think>\nok\n</think> The answer is \\boxed{" + row["answer"] + "}.",
+              "faults": ["context"] if i == 0 else []} for i, row in enumerate(rows)]
+    with FaultServer(rules) as server:
+        cmd = lm_eval_cmd(f"pretrained={smollm2},backend=openai,base_url={server.url},mode=vanilla", tmp_path, tmp_path / "out",
+                          3, "--gen_kwargs", "max_gen_toks=32")
+        cmd[cmd.index("itt_mini")] = "inftythink_math500"
+        run_cli(cmd)
+    out = read_output(tmp_path / "out")
+    metrics = out["results"]["inftythink_math500"]
+    assert metrics["error,none"] == pytest.approx(1 / 3), metrics
+    failed = [t for t in out["traces"] if t["error"]]
+    assert len(failed) == 1 and "maximum context length" in failed[0]["error"] and failed[0]["final"]["reason"] == "error"
+    by_doc = {s["doc_id"]: s for s in out["samples"]}
+    assert by_doc[0]["error"] == 1 and by_doc[1]["error"] == 0 and by_doc[2]["error"] == 0
+    record(Outcome("server", "HTTP 400 through lm_eval: results count the failed sample", "sample failed", samples=3,
+                   completed=1, failed=1, detail=f"error = {metrics['error,none']:.3f}"))

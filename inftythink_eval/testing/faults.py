@@ -246,7 +246,8 @@ def read_output(out: Path) -> dict:
     folder = next(p for p in Path(out).iterdir() if p.is_dir())
     results = json.loads(max(folder.glob("results_*.json")).read_text())["results"]
     samples = [json.loads(l) for l in max(folder.glob("samples_*.jsonl")).read_text().splitlines()]
-    traces = [json.loads(l) for f in sorted(folder.glob("inftythink_traces_*.jsonl")) for l in f.read_text().splitlines()]
+    # the latest run's traces: a run killed after generating (while scoring) leaves a traces file of its own
+    traces = [json.loads(l) for l in max(folder.glob("inftythink_traces_*.jsonl")).read_text().splitlines()]
     return {"results": results, "samples": samples, "traces": traces}
 
 

@@ -1,0 +1,90 @@
+"""The dataset builder under kills and a flaky summariser server: ``inftythink data build`` (its public CLI)
+summarising through the ``openai`` backend against ``FaultServer`` (a 503 on the first try of every third
+question), SIGKILLed three times at random moments, then rerun: the Parquet output is byte-identical to an
+uninterrupted build's, and each summary is answered once (plus at most the requests in flight at a kill)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from inftythink_eval.testing.fault_server import FaultServer
+from inftythink_eval.testing.faults import Outcome, record
+
+N, CONCURRENCY = 40, 2
+
+
+def source(tmp: Path) -> Path:
+    rows = [{"question": f"Question {i}?", "answer": f"Answer {i}.",
+             "trace": "\n\n".join(f"Step {k} of problem {i} has some words in it." for k in range(1 + i % 4))}
+            for i in range(N)]
+    path = tmp / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def server() -> FaultServer:
+    rules = [{"match": f"Question {i}?", "output": f"* progress on question {i}", "faults": ["503"] if i % 3 == 0 else []}
+             for i in range(N)]
+    return FaultServer(rules, delay_per_token=0.04)
+
+
+def build_cmd(src: Path, out: Path, url: str) -> list[str]:
+    return [sys.executable, "-m", "inftythink_eval.cli", "data", "build", "--source", str(src), "--out", str(out),
+            "--eta", "8", "--tokenizer", "words", "--question-column", "question", "--trace-column", "trace",
+            "--conclusion-column", "answer", "--no-progress", "--no-chat-template", "--block-rows", "8",
+            "--summarizer", f"openai:base_url={url},http_retries=4,backoff=0.05,concurrency={CONCURRENCY}"]
+
+
+def parquet(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*.parquet"))}
+
+
+def answered(log: list[dict]) -> Counter:
+    return Counter(e["prompt"] for e in log if e["fault"] is None)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_builder_killed_three_times_with_a_flaky_summariser_is_byte_identical_and_asks_each_summary_once(tmp_path):
+    src = source(tmp_path)
+    with server() as clean:
+        done = subprocess.run(build_cmd(src, tmp_path / "clean", clean.url), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        once = answered(clean.log)
+    assert sum(once.values()) > 60 and set(once.values()) == {1}
+    rng, landed, out = random.Random(3), 0, tmp_path / "resumed"
+    with server() as flaky:
+        for threshold in sorted(rng.sample(range(5, sum(once.values()) - 5), 3)):
+            proc = subprocess.Popen(build_cmd(src, out, flaky.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 120
+            while proc.poll() is None and len(flaky.log) < threshold and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                landed += 1
+            proc.wait(timeout=30)
+        assert not (out / "stats.json").exists() or landed < 3
+        began = time.time()
+        done = subprocess.run(build_cmd(src, out, flaky.url), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        seconds = time.time() - began
+        asked = answered(flaky.log)
+    assert landed >= 2
+    assert parquet(out) == parquet(tmp_path / "clean") != {}  # byte-identical
+    assert set(asked) == set(once)
+    extra = sum((asked - once).values())
+    assert extra <= CONCURRENCY * landed, f"{extra} summaries answered twice"  # only requests in flight at a kill
+    record(Outcome("builder", "data build SIGKILLed x3 with a flaky summariser (503s), then resume", "resumed",
+                   injected=landed + sum(1 for i in range(N) if i % 3 == 0), runs=landed + 1, completed=1,
+                   samples=N, recomputed=extra, seconds=seconds,
+                   detail=f"{extra} of {sum(once.values())} summaries asked again (in flight at a kill)"))
