@@ -133,3 +133,17 @@ def test_a_trace_sidecar_cut_short_is_a_clear_verdict(tmp_path):
     with pytest.raises(IngestError, match=r":2: not a JSON line .*partial or corrupt"):
         read_jsonl(path)
     record(Outcome("storage", "a trace sidecar cut short (leaderboard import)", "verdict", runs=0))
+
+
+@pytest.mark.parametrize("label, broken, verdict", [
+    ("a torn row", '{"problem": "torn', r"line 4 is not valid JSON"),
+    ("a row without its answer", '{"problem": "p", "solution": "s"}', r"row 4 of .* lacks a field.*answer")])
+def test_a_data_file_with_a_broken_row_is_a_clear_verdict(tmp_path, data_dir, label, broken, verdict):
+    from inftythink_eval.benchdata import BenchmarkDataError, load_rows
+
+    (tmp_path / "math500").mkdir()
+    good = (data_dir / "math500" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    (tmp_path / "math500" / "test.jsonl").write_text("\n".join(good + [broken]) + "\n", encoding="utf-8")
+    with pytest.raises(BenchmarkDataError, match=verdict + r".*restore .*from the public source"):
+        load_rows("math500", str(tmp_path))
+    record(Outcome("storage", f"a benchmark data file with {label}", "verdict", runs=0))
