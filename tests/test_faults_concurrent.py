@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,9 +38,20 @@ def script(tmp, gold: bool):
     return path
 
 
-def start(tmp, name, gold, cache):
-    temp = tmp / f"tmp-{name}"
-    temp.mkdir(exist_ok=True)
+@pytest.fixture()
+def temps():
+    """A private TMPDIR per run, in /tmp: sandbox uids must be able to traverse it (pytest's tmp_path is 0700)."""
+    made = {}
+    yield made
+    for folder in made.values():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(tmp, name, gold, cache, temps):
+    if name not in temps:
+        temps[name] = Path(tempfile.mkdtemp(prefix=f"itt-{name}-"))
+        temps[name].chmod(0o755)
+    temp = temps[name]
     args = (f"pretrained={name},backend=scripted,script={script(tmp, gold)},mode=vanilla,cache_dir={cache},"
             f"call_log={tmp / f'calls-{name}.jsonl'}")
     cmd = [LM_EVAL_BIN, "--model", "inftythink", "--model_args", args, "--tasks",
@@ -59,10 +73,11 @@ def calls(tmp, name) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interference(tmp_path, data_dir):
+def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interference(tmp_path, data_dir, temps):
     cache = tmp_path / "cache"
     began = time.time()
-    procs = {"gold": start(tmp_path, "gold-model", True, cache), "wrong": start(tmp_path, "wrong-model", False, cache)}
+    procs = {"gold": start(tmp_path, "gold-model", True, cache, temps),
+             "wrong": start(tmp_path, "wrong-model", False, cache, temps)}
     for name, proc in procs.items():
         _, err = proc.communicate(timeout=800)
         assert proc.returncode == 0, f"{name}: {err[-3000:]}"
@@ -76,9 +91,9 @@ def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interfere
     assert cache_lines(cache) == (4 * LIMIT, 4 * LIMIT)
     for name in ("gold-model", "wrong-model"):
         assert calls(tmp_path, name) == 2 * LIMIT
-        leftovers = list((tmp_path / f"tmp-{name}").iterdir())
+        leftovers = list(temps[name].iterdir())
         assert leftovers == [], f"{name} left temp files behind: {leftovers[:5]}"
-    rerun = start(tmp_path, "gold-model", True, cache)
+    rerun = start(tmp_path, "gold-model", True, cache, temps)
     _, err = rerun.communicate(timeout=800)
     assert rerun.returncode == 0, err[-3000:]
     assert calls(tmp_path, "gold-model") == 2 * LIMIT  # nothing asked again: every call came from the cache
