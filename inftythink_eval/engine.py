@@ -80,13 +80,19 @@ class _Run:
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see _signals_interrupt)
             if self.engine.cache is not None:
                 self.engine.cache.close()  # a write in progress ends whole; none starts after
-            raise RunInterrupted(self._stopped_message(exc, "interrupted")) from None
+            raise self._stopped(RunInterrupted(self._stopped_message(exc, "interrupted"))) from None
         except Exception as exc:  # noqa: BLE001 - one clear error, finished calls kept
-            raise BackendError(self._stopped_message(exc)) from exc
+            raise self._stopped(BackendError(self._stopped_message(exc))) from exc
         finally:
             if self.bar is not None:
                 self.bar.close()
         return self.traces
+
+    def _stopped(self, error: BaseException) -> BaseException:
+        """The error, carrying the traces of the samples that finished (``finished_traces``) for a caller that
+        writes them before it exits."""
+        error.finished_traces = [t for t in self.traces if t.final is not None]
+        return error
 
     def _stopped_message(self, exc: BaseException, what: str = "stopped") -> str:
         kept = self.kept + sum(c.cached for t in self.traces for c in t.calls)

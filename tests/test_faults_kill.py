@@ -41,7 +41,11 @@ from inftythink_eval.engine import Engine
 from inftythink_eval.modes import Sample
 backend = make_backend("scripted", script=[{"match": "", "output": "a b c"}], batch_size=1, delay=0.2)
 samples = [Sample(str(i), f"question {i}", SamplingParams(max_tokens=4)) for i in range(12)]
-Engine(backend, "vanilla", cache=CallCache(sys.argv[1]), progress=False).run(samples)
+try:
+    Engine(backend, "vanilla", cache=CallCache(sys.argv[1]), progress=False).run(samples)
+except KeyboardInterrupt as stopped:
+    print("finished samples", len(stopped.finished_traces), flush=True)
+    raise
 """
 
 
@@ -57,6 +61,8 @@ def test_engine_stops_on_sigterm_and_ctrl_c_with_whole_cache_lines_and_a_resume_
     lines, keys = cache_lines(cache)
     assert whole_lines(cache) and lines == keys and 3 <= lines < 12
     assert f"{lines} finished calls are kept" in stopped["stderr"]
+    finished = int(stopped["stdout"].split("finished samples ")[1].split()[0])
+    assert 1 <= finished <= lines  # the stopped run hands its finished traces to its caller
     resumed = subprocess.run([sys.executable, "-c", ENGINE_RUN, str(cache)], capture_output=True, timeout=50)
     assert resumed.returncode == 0 and cache_lines(cache) == (12, 12)  # the rest, and nothing twice
     record(Outcome("kill", f"{signal.Signals(sig).name} of a run (engine, scripted)", "run stopped", runs=2,

@@ -212,15 +212,15 @@ def lm_eval_cmd(model_args: str, task_dir: Path, out: Path, limit: int, *extra: 
 def interrupt_at(cmd: list[str], cache: Path, lines: int, sig: int, pause: float = 0.0, limit: float = 600,
                  env: Optional[dict] = None) -> dict:
     """Start ``cmd``; once the cache holds ``lines`` whole lines (and ``pause`` more seconds), send ``sig``.
-    Returns whether the signal landed before the run ended, the exit status, stderr and the seconds from
-    the signal to the exit (the time to resolve the fault)."""
+    Returns whether the signal landed before the run ended, the exit status, stdout, stderr and the seconds
+    from the signal to the exit (the time to resolve the fault)."""
     import os
     import signal as _signal
     import subprocess
 
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=full_env, start_new_session=True)
+    err, out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env, start_new_session=True)
     deadline, sent = time.time() + limit, None
     try:
         while proc.poll() is None and time.time() < deadline:
@@ -236,8 +236,9 @@ def interrupt_at(cmd: list[str], cache: Path, lines: int, sig: int, pause: float
         os.killpg(proc.pid, _signal.SIGKILL)
         code = proc.wait()
         raise RuntimeError(f"{cmd[:6]}... did not end within {limit:.0f} s after {_signal.Signals(sig).name}") from None
-    err.seek(0)
+    err.seek(0), out.seek(0)
     return {"landed": sent is not None, "code": code, "stderr": err.read().decode("utf-8", "replace"),
+            "stdout": out.read().decode("utf-8", "replace"),
             "seconds": time.time() - sent if sent else 0.0}
 
 
