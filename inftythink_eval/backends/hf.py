@@ -138,6 +138,7 @@ class HFBackend(TokenizerOps):
             batch = queue.take(1 if self.prefixes.capacity else self.max_batch)
             if not batch:
                 continue
+            batch += self._gather(queue, len(batch))
             try:
                 if self.prefixes.capacity:
                     batch[0].resolve(self._generate_reusing(batch[0]))
@@ -148,6 +149,19 @@ class HFBackend(TokenizerOps):
                     item.fail(exc)
             finally:
                 queue.release(batch)
+
+    def _gather(self, queue: RequestQueue, have: int) -> list[Pending]:
+        """More requests for a batch that is not full, while they keep arriving (each within 10 ms, 50 ms at
+        most): a batch that just finished hands its rows back one by one, and their samples' next calls
+        arrive a moment later.  Without this wait the next batch would start with the first one or two."""
+        more: list[Pending] = []
+        deadline = time.time() + 0.05
+        while not self.prefixes.capacity and have + len(more) < self.max_batch and time.time() < deadline:
+            got = queue.take(self.max_batch - have - len(more), wait=0.01)
+            if not got:
+                break
+            more += got
+        return more
 
     def _generate_batch(self, batch: list[Pending]) -> None:
         import torch
