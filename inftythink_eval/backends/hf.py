@@ -6,7 +6,12 @@ that serves submitted requests with finish-aware batching: it takes up to
 per-row watcher hands each request back the moment *it* stops (EOS, its own
 stop strings, its own ``max_tokens``), with its own timestamps, while the
 rest of the batch goes on.  Requests that arrive meanwhile wait for the next
-batch (transformers' ``generate`` cannot admit rows mid-call).
+batch (transformers' ``generate`` cannot admit rows mid-call); a batch that is
+not full waits a moment (``_gather``) for requests still arriving.  Why not
+transformers' own continuous batching (``ContinuousBatchingManager``, what
+``transformers serve --continuous-batching`` runs): in 5.24 a request there
+takes its own ``max_new_tokens``, EOS and logits-processor arguments, but no
+stop strings and no seed of its own, and it needs paged attention.
 
 Sampling is per row: greedy and sampled requests with any temperature,
 top_p, top_k and min_p share a batch; each sampled row draws from its own
