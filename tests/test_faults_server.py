@@ -82,3 +82,88 @@ def test_lm_eval_results_count_the_sample_that_failed_with_its_reason(smollm2, t
     assert by_doc[0]["error"] == 1 and by_doc[1]["error"] == 0 and by_doc[2]["error"] == 0
     record(Outcome("server", "HTTP 400 through lm_eval: results count the failed sample", "sample failed", samples=3,
                    completed=1, failed=1, detail=f"error = {metrics['error,none']:.3f}"))
+
+
+def _serve(model: str, port: int, log_path):
+    """A real ``transformers serve`` on 127.0.0.1:port; returns the process once /health answers."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    import httpx
+
+    exe = shutil.which("transformers")
+    assert exe, "the `transformers` CLI is missing: pip install 'transformers[serving]' (the dev extra has it)"
+    proc = subprocess.Popen([exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                            stdout=open(log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        assert proc.poll() is None, f"transformers serve exited with {proc.returncode}; see {log_path}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(1)
+    os.killpg(proc.pid, 9)
+    pytest.fail(f"transformers serve did not become healthy in 400 s; see {log_path}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_a_real_transformers_serve_killed_and_restarted_mid_run_resumes_to_the_same_outputs(smollm2, tmp_path):
+    """Kill the real server once the first calls are cached: the run stops with a clear error (the server is
+    unreachable); restart it on the same port and rerun with the same cache: the outputs equal an uninterrupted
+    run's, and no call finished before the kill is asked again."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from inftythink_eval.backends.base import BackendError, SamplingParams, make_backend
+    from inftythink_eval.cache import CallCache
+    from inftythink_eval.engine import Engine
+    from inftythink_eval.modes import ModeParams, Sample
+    from inftythink_eval.testing.faults import Outcome, free_port
+
+    port, log = free_port(), tmp_path / "serve.log"
+    samples = [Sample(str(i), f"Write one sentence about the number {i}.", SamplingParams(max_tokens=12)) for i in range(6)]
+
+    def run(cache):
+        backend = make_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", pretrained=smollm2, concurrency=1,
+                               http_retries=2, backoff=0.2, timeout=60)
+        try:
+            return Engine(backend, "vanilla", ModeParams(), cache=cache, progress=False).run(samples)
+        finally:
+            backend.close()
+
+    proc = _serve(smollm2, port, log)
+    try:
+        reference = [t.calls[-1].output for t in run(CallCache(tmp_path / "ref"))]
+        cache = CallCache(tmp_path / "cache")
+
+        def kill_after_two():
+            while len(cache) < 2:
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        threading.Thread(target=kill_after_two, daemon=True).start()
+        began = time.time()
+        with pytest.raises(BackendError, match=r"failed after 3 attempts .*Is the server running.*same cache_dir"):
+            run(cache)
+        stopped = time.time() - began
+        proc.wait(timeout=30)
+        kept = cache_lines(tmp_path / "cache")[0]
+        assert 2 <= kept < 6
+        proc = _serve(smollm2, port, log)  # restarted on the same port
+        resumed = run(CallCache(tmp_path / "cache"))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert [t.calls[-1].output for t in resumed] == reference
+    assert sum(not c.cached for t in resumed for c in t.calls) == 6 - kept  # only the unfinished calls
+    lines, keys = cache_lines(tmp_path / "cache")
+    assert lines == keys == 6
+    record(Outcome("server", "real transformers serve killed, restarted, resumed", "run stopped", runs=2, completed=1,
+                   samples=6, recomputed=lines - keys, seconds=stopped))
