@@ -3,7 +3,8 @@
 1. ``skew``: a skewed workload (SmolLM2, summarize mode, 32 samples, 1 to 5 rounds: sample i may take at
    most 1 + i % 5 rounds), continuous vs round-synchronous scheduling, on one backend
    (``--backend hf|vllm|openai``; openai needs ``--base-url`` of a running server, e.g. vLLM serve).
-   Target: >= 1.5x on vllm and openai.
+   Target: >= 1.5x on vllm and openai.  Every timed run follows an untimed warm-up (first-use costs of new
+   batch shapes are large on CPU engines), and with ``--repeats N`` the two schedules alternate (best of N).
 2. ``overhead``: the raw engine vs ``inftythink`` vanilla through our backend on the same prompts and budget
    (vllm: ``LLM.generate`` directly; hf: ``model.generate`` on the padded batch).  Target: ratio <= 1.05.
 3. ``scheduler``: scheduler cost with N scripted samples (1, 2, 5, 10 thousand; 3 rounds each, no delay),
@@ -65,6 +66,7 @@ def skew(args) -> None:
     mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params))
     questions = [f"Question {i}: explain step by step why {i} * {i + 3} = {i * (i + 3)}." for i in range(args.samples)]
     samples = [Sample(str(i), q, SamplingParams(max_tokens=4096), chat=True) for i, q in enumerate(questions)]
+    Engine(backend, mode, progress=False).run(samples[:8])   # warm-up (untimed): first-use costs of every shape
     times, rounds = {}, 0
     for schedule in ("continuous", "rounds") * args.repeats:
         engine = Engine(backend, mode, schedule=schedule, progress=False)
@@ -87,6 +89,7 @@ def overhead(args) -> None:
     direct = _raw_vllm(pretrained, questions, params, args.repeats) if args.backend == "vllm" else None
     backend = _backend(args.backend, pretrained, args.base_url, args.batch)
     engine = Engine(backend, "vanilla", progress=False)
+    engine.run(samples[:8])   # warm-up (untimed)
     if args.backend == "hf":
         direct = []
     ours = []
@@ -116,6 +119,7 @@ def _raw_vllm(pretrained, questions, params, repeats) -> list[float]:
                                                        add_generation_prompt=True) for q in questions]
     vsp = VSP(max_tokens=params.max_tokens, temperature=0, skip_special_tokens=False)
     times = []
+    llm.generate(prompts[:8], vsp, use_tqdm=False)   # warm-up (untimed)
     for _ in range(repeats):
         start = time.perf_counter()
         llm.generate(prompts, vsp, use_tqdm=False)
