@@ -19,6 +19,8 @@ TOLERANCE = 0.25
 CASES = [  # (variant, extra CLI args, depth): inside the vanilla window, and twice beyond it for InftyThink
     ("vanilla", ["--model_args", "pretrained=zoo:tiny-synthetic-vanilla"], 8),  # the card sets template=native
     ("inftythink", ["--model_args", "pretrained=zoo:tiny-synthetic-inftythink"], 24),
+    # the card sets mode=inftythink_plus: its own chat template, <history> prefilled in the assistant turn
+    ("inftythink_plus", ["--model_args", "pretrained=zoo:tiny-synthetic-inftythink-plus"], 24),
 ]
 
 
@@ -39,3 +41,17 @@ def test_committed_model_scores_its_committed_number(variant, args, depth, tmp_p
     assert abs(row["acc,none"] - expected["acc"]) <= TOLERANCE, (row, expected)
     assert row["rounds,none"] == pytest.approx(expected["rounds"], abs=1.0)
     assert row["tok,none"] > 0 and row["peak_ctx,none"] <= 256, "every round fits the model's 256-token window"
+
+
+def test_the_plus_card_carries_its_committed_curve():
+    from inftythink_eval import zoo
+
+    card = zoo.get_card("tiny-synthetic-inftythink-plus")
+    assert card.eval_mode == "inftythink_plus"
+    measured = {m["depth"]: m["acc"] for m in card.raw["scores"]["measured"]}
+    cells = {c["depth"]: round(c["acc"], 3) for c in CURVE["cells"] if c["variant"] == "inftythink_plus"}
+    assert measured == cells and len(cells) == 7, "card scores drifted from docs/training_curve.json"
+    summary = json.loads((ROOT / "zoo" / "tiny-synthetic-inftythink-plus" / "train_summary.json").read_text())
+    assert summary["total_steps"] == sum(stage["global_step"] for stage in summary["stages"])
+    assert all(stage["config"]["format"] == "inftythink_plus" and stage["config"]["template"] == "chat"
+               for stage in summary["stages"])
