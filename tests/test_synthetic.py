@@ -66,8 +66,9 @@ def test_lm_eval_hooks():
     ds = S.lm_eval_dataset(depth=12, num_samples=3, seed=7, version=1)
     doc = ds["test"][0]
     stats = {"tok": 200, "lat": 0.5, "rounds": 2, "peak_ctx": 180, "truncated": 0, "format_fail": 0}
-    out = S.lm_eval_results(doc, [SampleOutput(doc["answer"], stats)])
-    assert out == {"acc": 1.0, **stats}
+    sample = SampleOutput(doc["answer"], stats)
+    out = S.lm_eval_results(doc, [sample])
+    assert out == {"acc": 1.0, **sample.stats} and {**out, **stats} == out, "the engine's stats pass through"
     wrong = S.lm_eval_results(doc, ["<think>\nR000\n</think>xx"])
     assert wrong["acc"] == 0.0 and math.isnan(wrong["tok"]), "another model's plain string: stats are NaN"
     assert S.lm_eval_results(doc, [f"<think>\n...\n</think>{doc['answer']}"])["acc"] == 1.0
