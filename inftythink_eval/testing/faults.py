@@ -102,7 +102,7 @@ SERVER_FAULTS: dict[str, tuple[list[str], str]] = {
     "server stopped mid-run": ([], "run stopped"),
 }
 MID_RUN = ("server restarted mid-run", "server stopped mid-run")  # a second wave of requests meets the closed port
-RETRIES, BACKOFF, TIMEOUT, SLOW = 4, 0.05, 1.0, 3.0  # the client's settings and the server's stall in scenarios
+RETRIES, BACKOFF, TIMEOUT, SLOW = 4, 0.05, 2.5, 5.0  # client settings, server stall (a loaded CPU can take 1 s to answer)
 
 
 def free_port() -> int:
@@ -165,6 +165,8 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
     finally:
         if server is not None:
             server.close()
+    if server is not None and faults:
+        outcome.injected = sum(1 for e in server.log if e["fault"])  # the faults that were met, not scripted
     outcome.failed = sum(1 for t in traces if t.final is not None and t.final.reason == "error")
     outcome.lost = sum(1 for t in traces if t.final is None)
     outcome.extra["outputs"] = [t.calls[-1].output if t.calls else None for t in traces]
