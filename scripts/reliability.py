@@ -78,6 +78,13 @@ def figures(rows: list[dict], slow: bool, status: int, summary: str) -> str:
             ""]
     if status != 0:
         head += ["```", *summary.splitlines()[1:], "```", ""]
+    head += ["Definitions: *faults injected* counts faults actually served or sent (a scripted burst the client "
+             "outlived counts each try); *runs* counts processes or engine runs started, a resume included; "
+             "*calls recomputed* counts cache keys written twice (a finished call or summary computed again); "
+             "*samples lost* counts samples neither finished nor recorded as failed; *time to resolve* is, for "
+             "server faults, the run's wall time until every sample ended (an upper bound), for signals and full "
+             "disks the time from the fault to the process's exit, and for parsing the time to parse the largest "
+             "input.", ""]
     return "\n".join(head + ["### By kind", ""] + by_kind(rows) + ["", "### Each scenario", ""] + per_scenario(rows)
                      + ["", END])
 

@@ -99,4 +99,4 @@ def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interfere
     assert calls(tmp_path, "gold-model") == 2 * LIMIT  # nothing asked again: every call came from the cache
     assert results(tmp_path, "gold-model")["inftythink_humaneval"]["pass@1,none"] == 1.0
     record(Outcome("concurrent", "two lm_eval runs at once, code tasks, one cache folder", "verdict", injected=1,
-                   runs=3, completed=3, samples=4 * LIMIT, recomputed=0, seconds=seconds))
+                   runs=3, completed=3, samples=4 * LIMIT, recomputed=0, detail=f"both runs done in {seconds:.0f} s"))

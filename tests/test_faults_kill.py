@@ -96,7 +96,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_say_how_to_resume_and_lose_nothing(tmp_
     done = read_output(out)
     assert done["results"]["itt_mini"]["rounds,none"] == 3.0 and len(done["samples"]) == 4
     assert all(t["final"]["reason"] != "error" for t in done["traces"])
-    record(Outcome("kill", "SIGTERM, then Ctrl-C, of lm_eval (scripted), then resume", "run stopped", injected=2,
+    record(Outcome("kill", "SIGTERM, then Ctrl-C, of lm_eval (scripted), then resume", "resumed", injected=2,
                    runs=3, completed=1, samples=4, recomputed=lines - keys, lost=4 - len(done["samples"]),
                    seconds=longest))
 
