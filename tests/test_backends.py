@@ -148,3 +148,12 @@ def test_the_call_cache_keys_on_the_backend_not_only_the_model_path(hf, tmp_path
     trace = Engine(other, "vanilla", cache=cache, progress=False).run(samples)[0]
     assert cache.hits == 0 and trace.calls[0].output == "scripted"
     assert {"backend", "model", "dtype", "device", "revision"} <= set(hf.fingerprint)
+
+
+def test_rolling_loglikelihood_scores_every_token_after_bos(hf):
+    """An empty context (lm-eval's loglikelihood_rolling) scores the text after the BOS token, each token by the
+    logits of the position before it: the same number as with the BOS text as the context."""
+    bos = hf.tokenizer.bos_token
+    (empty, _), (after_bos, _) = hf.loglikelihood([("", " Hello world, this is a test."),
+                                                   (bos, " Hello world, this is a test.")])
+    assert abs(empty - after_bos) < 1e-4, (empty, after_bos)
