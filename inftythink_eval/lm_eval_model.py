@@ -241,19 +241,21 @@ class InftyThinkLM(LM):
             repeat = seen[id(request)]
             seen[id(request)] += 1
             samples.append(self._sample(request, repeat))
-        traces = self.engine.run(samples)
-        outputs, rows = [], []
-        for request, sample, trace in zip(requests, samples, traces):
+        try:
+            traces = self.engine.run(samples)
+        except (KeyboardInterrupt, Exception) as exc:  # a stopped run: the finished samples' traces are written
+            done = {t.sample_id: t for t in getattr(exc, "finished_traces", [])}
+            if done:
+                self.sidecar.append([self._row(r, s, done[s.id]) for r, s in zip(requests, samples) if s.id in done])
+            raise
+        outputs = []
+        for sample, trace in zip(samples, traces):
             totals = trace.totals()
             stats = {"tok": totals.tok, "lat": totals.lat, "rounds": totals.rounds, "peak_ctx": totals.peak_ctx,
                      "truncated": int(totals.truncated), "format_fail": totals.format_fail,
                      "error": int(trace.error is not None)}
             outputs.append(SampleOutput(trace.final.answer, stats, trace_id=sample.id))
-            row = trace.to_json()
-            row.update(task=request.task_name, doc_id=request.doc_id, repeat=int(sample.id.rsplit("/", 1)[1]),
-                       trace_id=sample.id, mode=self.mode_name)
-            rows.append(row)
-        self.sidecar.append(rows)
+        self.sidecar.append([self._row(r, s, t) for r, s, t in zip(requests, samples, traces)])
         failed = [t for t in traces if t.error is not None]
         if failed:
             log.warning("%d of %d samples failed for good (first: %s). They are left out of ACC, pass@k and maj@k "
@@ -261,6 +263,13 @@ class InftyThinkLM(LM):
                         "the sidecar traces hold each reason. Rerun with the same cache_dir to redo only them.",
                         len(failed), len(traces), failed[0].error)
         return outputs
+
+    def _row(self, request, sample: Sample, trace) -> dict:
+        """One sidecar line: the trace with where it belongs."""
+        row = trace.to_json()
+        row.update(task=request.task_name, doc_id=request.doc_id, repeat=int(sample.id.rsplit("/", 1)[1]),
+                   trace_id=sample.id, mode=self.mode_name)
+        return row
 
     def _sample(self, request, repeat: int) -> Sample:
         context, gen_kwargs = request.args[0], dict(request.args[1] or {})

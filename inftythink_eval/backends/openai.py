@@ -298,9 +298,17 @@ class OpenAIBackend(TokenizerOps):
 
     def close(self) -> None:
         try:
-            self._call(self._client.aclose())
+            self._call(self._shutdown())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _shutdown(self) -> None:
+        """Cancel what is still in flight (a stopped run), then close the client: no task left pending."""
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._client.aclose()
 
 
 _EXTENSIONS = {"skip_special_tokens", "add_special_tokens", "top_k", "min_p"}
