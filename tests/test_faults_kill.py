@@ -55,7 +55,7 @@ def test_engine_stops_on_sigterm_and_ctrl_c_with_whole_cache_lines_and_a_resume_
     """The engine in a Python process of its own (fast): the signal arrives while requests are in flight."""
     cache = tmp_path / "cache"
     stopped = interrupt_at([sys.executable, "-c", ENGINE_RUN, str(cache)], cache, 3, sig, pause=0.1, limit=50)
-    assert stopped["landed"] and stopped["code"] != 0 and stopped["seconds"] < 5, stopped
+    assert stopped["landed"] and stopped["code"] != 0 and stopped["seconds"] < 20, stopped   # bounded, with room for load
     assert "RunInterrupted: generation interrupted" in stopped["stderr"] and RESUME_HINT in stopped["stderr"]
     assert ("Terminated: SIGTERM" if sig == signal.SIGTERM else "KeyboardInterrupt") in stopped["stderr"]
     lines, keys = cache_lines(cache)
