@@ -25,6 +25,7 @@ Does not know: lm-eval's output layout (the tests read it), figures' layout.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import tempfile
 import threading
@@ -222,7 +223,10 @@ def interrupt_at(cmd: list[str], cache: Path, lines: int, sig: int, pause: float
 
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     err, out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env, start_new_session=True)
+    # a shell that starts a job in the background makes it ignore SIGINT, and children inherit that: give the
+    # child the default disposition, as a terminal's foreground job has (Python then raises KeyboardInterrupt)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline, sent = time.time() + limit, None
     try:
         while proc.poll() is None and time.time() < deadline:
