@@ -7,10 +7,8 @@ history unmasked does), that the prompt is the evaluator's (chat template, ``<th
 and that a tiny model trains and saves.
 """
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,18 +16,7 @@ import torch
 from inftythink_eval.templates_plus import training_messages
 from inftythink_eval.training.config import ConfigError, from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sft = _load("sft_recipe_plus_under_test", ROOT / "training" / "recipes" / "sft.py")
-build_data = _load("build_data_plus_under_test", ROOT / "training" / "synthetic" / "build_data.py")
+from test_training_recipe import ROOT, build_data, sft  # the recipe and the builder, loaded from their files once
 
 
 @pytest.fixture(scope="module")
