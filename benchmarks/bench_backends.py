@@ -3,8 +3,15 @@
 1. ``skew``: a skewed workload (SmolLM2, summarize mode, 32 samples, 1 to 5 rounds: sample i may take at
    most 1 + i % 5 rounds), continuous vs round-synchronous scheduling, on one backend
    (``--backend hf|vllm|openai``; openai needs ``--base-url`` of a running server, e.g. vLLM serve).
-   Target: >= 1.5x on vllm and openai.  Every timed run follows an untimed warm-up (first-use costs of new
-   batch shapes are large on CPU engines), and with ``--repeats N`` the two schedules alternate (best of N).
+   Target: >= 1.5x on vllm and openai.  Rounds also differ in length, as a reasoning model's do: round k of
+   sample i may take a seeded random budget in ``--eta-min..--eta-max`` tokens (``--eta-min 0``: every round
+   gets ``--eta``).  Skew in the number of rounds alone cannot be sped up: the sample with 5 full rounds is
+   the critical path under either schedule.  So the benchmark also prints the critical-path bound, from the
+   token counts of the continuous run: round-synchronous steps (per wave of calls, its longest call) over
+   continuous steps (the longest sample), the speed-up of an engine whose step time does not depend on how
+   many requests share the step.  Every call is seeded, so each run is the same workload; the timed runs
+   follow an untimed run of the whole workload (first-use costs of new batch shapes are large on CPU
+   engines), and with ``--repeats N`` the two schedules alternate (best of N).
 2. ``overhead``: the raw engine vs ``inftythink`` vanilla through our backend on the same prompts and budget
    (vllm: ``LLM.generate`` directly; hf: ``model.generate`` on the padded batch).  Target: ratio <= 1.05.
 3. ``scheduler``: scheduler cost with N scripted samples (1, 2, 5, 10 thousand; 3 rounds each, no delay),
@@ -18,15 +25,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inftythink_eval.backends.base import SamplingParams, make_backend
 from inftythink_eval.engine import Engine
 from inftythink_eval.modes import ModeParams, Sample, make_mode
 from inftythink_eval.render import make_tools
-from inftythink_eval.trace import Final
+from inftythink_eval.trace import Call, Final
 
 
 def _model(pretrained):
@@ -47,38 +55,80 @@ def _backend(name: str, pretrained: str, base_url, batch: int):
 
 @dataclass(frozen=True)
 class CappedRounds:
-    """Summarize mode where sample i stops after 1 + i % 5 rounds (the skew), everything else unchanged."""
+    """Summarize mode where sample i stops after 1 + i % 5 rounds (the skew) and, with ``eta_range``, round k
+    of sample i may take a seeded random budget in that range; everything else unchanged."""
 
     inner: object
+    eta_range: tuple = ()
     name: str = "summarize"
 
     def next_call(self, sample, calls):
-        cap = 1 + int(sample.id) % 5
-        if sum(c.role == "reason" for c in calls) >= cap and calls[-1].role == "reason":
+        rounds = sum(c.role == "reason" for c in calls)
+        if rounds >= 1 + int(sample.id) % 5 and calls[-1].role == "reason":
             return Final(calls[-1].output, truncated=True, reason="max_rounds")
-        return self.inner.next_call(sample, calls)
+        decision = self.inner.next_call(sample, calls)
+        if self.eta_range and isinstance(decision, Call) and decision.role == "reason":
+            budget = random.Random(f"{sample.id}-{rounds}").randint(*self.eta_range)
+            decision = replace(decision, params=replace(decision.params, max_tokens=budget))
+        return decision
+
+
+def critical_path_bound(traces) -> float:
+    """Round-synchronous decode steps over continuous ones for these traces: the speed-up of an engine whose
+    step time does not depend on the batch.  Wave j = every sample's j-th call."""
+    lengths = [[c.output_tokens for c in t.calls] for t in traces]
+    waves = max(map(len, lengths))
+    synchronous = sum(max(row[j] for row in lengths if len(row) > j) for j in range(waves))
+    return synchronous / max(sum(row) for row in lengths)
 
 
 def skew(args) -> None:
     pretrained = _model(args.pretrained)
     backend = _backend(args.backend, pretrained, args.base_url, args.batch)
     params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5)
-    mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params))
-    questions = [f"Question {i}: explain step by step why {i} * {i + 3} = {i * (i + 3)}." for i in range(args.samples)]
-    samples = [Sample(str(i), q, SamplingParams(max_tokens=4096), chat=True) for i, q in enumerate(questions)]
-    Engine(backend, mode, progress=False).run(samples[:8])   # warm-up (untimed): first-use costs of every shape
-    times, rounds = {}, 0
+    eta_range = (args.eta_min, args.eta_max) if args.eta_min > 0 else ()
+    mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params), eta_range)
+    # prompts that keep a small chat model writing, so each round runs to its budget as a reasoning model's does
+    # (it does not stop mid-thought) and the round caps, not early end-of-text, shape the workload
+    questions = [f"Write a long, detailed story about a town called Number {i}, chapter by chapter, with many "
+                 f"characters and places." for i in range(args.samples)]
+    # seeded: every call's sampling (the summaries, T=0.5) is the same in every run, so both schedules get one workload
+    samples = [Sample(str(i), q, SamplingParams(max_tokens=4096, seed=1234), chat=True) for i, q in enumerate(questions)]
+    Engine(backend, mode, progress=False).run(samples)   # warm-up (untimed), whole: first-use costs of every shape
+    times, rounds, bound = {}, 0, 0.0
     for schedule in ("continuous", "rounds") * args.repeats:
         engine = Engine(backend, mode, schedule=schedule, progress=False)
         start = time.perf_counter()
         traces = engine.run(samples)
         times[schedule] = min(times.get(schedule, 1e18), time.perf_counter() - start)
-        rounds = sum(t.totals().rounds for t in traces)
+        rounds, tokens = sum(t.totals().rounds for t in traces), sum(c.output_tokens for t in traces for c in t.calls)
+        if schedule == "continuous":
+            bound = critical_path_bound(traces)
+        print(f"  {schedule}: {time.perf_counter() - start:.1f}s, {rounds} rounds, {tokens} output tokens", flush=True)
     c, r = times["continuous"], times["rounds"]
+    steps = _step_scaling(backend, samples[0].question)
+    budget = f"{args.eta_min}-{args.eta_max} (seeded per round)" if eta_range else str(args.eta)
     print(f"[skew] {args.backend} {os.path.basename(pretrained)}: {args.samples} samples, {rounds} rounds "
-          f"(1-5 each), eta {args.eta}, summaries {args.summary_tokens} tokens: continuous {c:.1f}s, "
-          f"round-synchronous {r:.1f}s, speed-up {r / c:.2f}x (target >= 1.5x on vllm/openai)")
+          f"(1-5 each), round budget {budget}, summaries {args.summary_tokens} tokens: continuous {c:.1f}s, "
+          f"round-synchronous {r:.1f}s, speed-up {r / c:.2f}x (target >= 1.5x on vllm/openai; "
+          f"critical-path bound {bound:.2f}x){steps}")
     backend.close()
+
+
+def _step_scaling(backend, question: str) -> str:
+    """How the engine's time for 64 tokens grows with the number of requests sharing the steps: 1.0 where a step
+    costs the same at any batch size (memory-bound GPUs); on CPUs it grows, which caps what continuous scheduling
+    can win over round-synchronous."""
+    from inftythink_eval.backends.base import Request
+
+    request = Request(backend.apply_chat_template([{"role": "user", "content": question}]),
+                      SamplingParams(max_tokens=64, temperature=0))
+    took = {}
+    for n in (1, 32):
+        start = time.perf_counter()
+        backend.generate([request] * n)
+        took[n] = time.perf_counter() - start
+    return f"; engine time for 64 tokens: 1 request {took[1]:.2f}s, 32 requests {took[32]:.2f}s ({took[32] / took[1]:.1f}x)"
 
 
 def overhead(args) -> None:
@@ -114,7 +164,11 @@ def _raw_vllm(pretrained, questions, params, repeats) -> list[float]:
     from vllm import LLM
     from vllm import SamplingParams as VSP
 
-    llm = LLM(model=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True, enable_prefix_caching=True)
+    from inftythink_eval.backends.vllm import _cpu_seed_workaround
+
+    args = dict(model=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True, enable_prefix_caching=True)
+    _cpu_seed_workaround(args)   # the same engine arguments as the backend's (chunked prefill off on CPUs)
+    llm = LLM(**args)
     prompts = [llm.get_tokenizer().apply_chat_template([{"role": "user", "content": q}], tokenize=False,
                                                        add_generation_prompt=True) for q in questions]
     vsp = VSP(max_tokens=params.max_tokens, temperature=0, skip_special_tokens=False)
@@ -165,7 +219,9 @@ def main() -> None:
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--pretrained", default=None, help="default: SmolLM2-135M-Instruct from the zoo")
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--eta", type=int, default=64)
+    parser.add_argument("--eta", type=int, default=64, help="round budget when --eta-min is 0")
+    parser.add_argument("--eta-min", type=int, default=16, help="skew: shortest round budget (0: every round --eta)")
+    parser.add_argument("--eta-max", type=int, default=256, help="skew: longest round budget")
     parser.add_argument("--summary-tokens", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
