@@ -81,6 +81,23 @@ def test_lm_eval_cli_over_the_server(server, tmp_path, mini_task):
     assert any(len(t["calls"]) > 1 for t in traces)
 
 
+def test_the_cache_follows_the_model_not_the_address(server, tmp_path):
+    """A resume against the same model at another address (a restarted server on a new port, a router, a
+    hostname instead of an IP) takes every finished call from the cache; another served model does not."""
+    samples = [Sample(str(i), f"Name a colour, number {i}.", SamplingParams(max_tokens=8)) for i in range(3)]
+    port = server["url"].split(":")[-1].split("/")[0]
+    outputs = []
+    for url in (server["url"], f"http://localhost:{port}/v1"):
+        backend = make_backend("openai", base_url=url, pretrained=server["model"], concurrency=2)
+        cache = CallCache(tmp_path / "cache")
+        outputs.append([t.calls[-1].output for t in Engine(backend, "vanilla", cache=cache, progress=False).run(samples)])
+        backend.close()
+    assert outputs[0] == outputs[1] and cache.hits == 3
+    other = make_backend("openai", base_url=server["url"], pretrained=server["model"], model="another-model")
+    assert other.fingerprint != backend.fingerprint
+    other.close()
+
+
 def test_killing_the_server_gives_retries_then_a_clear_error_and_keeps_finished_calls(server, tmp_path):
     """Runs last in this module: it stops the shared server."""
     backend = make_backend("openai", base_url=server["url"], pretrained=server["model"], concurrency=1,

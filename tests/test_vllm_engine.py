@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import replace
 import socket
 import subprocess
 import sys
@@ -63,6 +64,14 @@ def test_the_engine_directly(smollm2):
         sampled = SamplingParams(max_tokens=12, temperature=1.0, top_k=20, min_p=0.05, seed=7)
         a, b = engine.generate([Request(prompt, sampled), Request(prompt, sampled)])
         assert a.output_ids == b.output_ids   # same seed, same tokens
+        # 32 seeded requests with long prompts at once: more prompt tokens than one step takes.  With chunked
+        # prefill (vLLM's default) a split prefill of a seeded request kills the CPU worker ("CPU Generator
+        # does not use offset"); the backend turns it off on CPUs, so all 32 come back
+        assert engine.args["enable_chunked_prefill"] is False and engine.args["max_num_batched_tokens"] >= 4096
+        long_prompt = engine.apply_chat_template([{"role": "user", "content": "Summarise: " + "the cat sat. " * 120
+                                                   + "Now say it again."}])
+        many = engine.generate([Request(long_prompt, replace(sampled, seed=i)) for i in range(32)])
+        assert len(many) == 32 and all(1 <= c.output_tokens <= 12 for c in many)
         (good, _), (bad, _), (rolling, _) = engine.loglikelihood([("The capital of France is", " Paris"),
                                                                   ("The capital of France is", " cucumber"),
                                                                   ("", "Hello world")])
@@ -137,7 +146,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def _vllm_server(model: str, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
            "--port", str(port), "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
-           "--served-model-name", model]
+           "--served-model-name", model, "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048"]
     return _start(cmd, f"http://127.0.0.1:{port}/health", log)
 
 
@@ -152,8 +161,9 @@ def servers(smollm2, tmp_path_factory):
     procs.append(_start([str(router), "--host", "127.0.0.1", "--port", str(router_port), "--policy", "cache_aware",
                          "--worker-urls", *[f"http://127.0.0.1:{p}" for p in ports]],
                         f"http://127.0.0.1:{router_port}/health", logs / "router.log", timeout=300))
-    yield {"one": f"http://127.0.0.1:{ports[0]}/v1", "router": f"http://127.0.0.1:{router_port}/v1"}
-    for proc in procs:
+    yield {"one": f"http://127.0.0.1:{ports[0]}/v1", "router": f"http://127.0.0.1:{router_port}/v1",
+           "procs": procs, "ports": ports, "logs": logs}
+    for proc in procs:   # the restart test replaces procs[0] with the restarted server
         _stop(proc)
 
 
@@ -185,3 +195,51 @@ def test_router_in_front_of_two_servers_gives_the_results_of_one(servers, smollm
         runs[name] = sorted((r["trace_id"], [c["output"] for c in r["calls"]]) for r in rows)
     assert runs["one"] == runs["router"]
     assert len(runs["one"]) == 4
+
+
+def test_a_vllm_server_killed_and_restarted_mid_run_resumes_to_the_same_outputs(servers, smollm2, tmp_path):
+    """Issue 11 on the real vLLM server: SIGKILL it once two calls are cached; the run stops with a clear error
+    (the server is unreachable) and every finished call kept; restart it on the same port and rerun with the same
+    cache: the outputs equal an uninterrupted run's and only the unfinished calls are asked.  Runs last: it
+    replaces the fixture's first server."""
+    import threading
+
+    from inftythink_eval.backends.base import BackendError, SamplingParams, make_backend
+    from inftythink_eval.cache import CallCache
+    from inftythink_eval.engine import Engine
+    from inftythink_eval.modes import ModeParams, Sample
+    from inftythink_eval.testing.faults import cache_lines
+
+    samples = [Sample(str(i), f"Write one sentence about the number {i}.", SamplingParams(max_tokens=16))
+               for i in range(6)]
+
+    def run(cache):
+        backend = make_backend("openai", base_url=servers["one"], pretrained=smollm2, concurrency=1,
+                               http_retries=2, backoff=0.2, timeout=60)
+        try:
+            return Engine(backend, "vanilla", ModeParams(), cache=cache, progress=False).run(samples)
+        finally:
+            backend.close()
+
+    reference = [t.calls[-1].output for t in run(CallCache(tmp_path / "ref"))]
+    cache, proc = CallCache(tmp_path / "cache"), servers["procs"][0]
+
+    def kill_after_two():
+        while len(cache) < 2:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_after_two, daemon=True).start()
+    began = time.time()
+    with pytest.raises(BackendError, match=r"failed after 3 attempts .*Is the server running.*same cache_dir"):
+        run(cache)
+    assert time.time() - began < 120   # bounded: the retries are spent, never a hang
+    proc.wait(timeout=60)
+    kept = cache_lines(tmp_path / "cache")[0]
+    assert 2 <= kept < 6
+    port = servers["ports"][0]
+    servers["procs"][0] = _vllm_server(smollm2, port, servers["logs"] / f"vllm-{port}-restarted.log")
+    resumed = run(CallCache(tmp_path / "cache"))
+    assert [t.calls[-1].output for t in resumed] == reference
+    assert sum(not c.cached for t in resumed for c in t.calls) == 6 - kept   # counted: only the unfinished calls
+    assert cache_lines(tmp_path / "cache") == (6, 6)                         # no call computed twice

@@ -130,7 +130,9 @@ class OpenAIBackend(TokenizerOps):
 
     @property
     def fingerprint(self) -> dict:
-        return {"backend": "openai", "url": self.base_url, "model": self.model}
+        """The served model and the tokenizer, not the address: a resume against a restarted server on another
+        port, or the same model behind a router, reuses finished calls (another model name never does)."""
+        return {"backend": "openai", "model": self.model, "tokenizer": self._tokenizer_name}
 
     # --- generation ---------------------------------------------------------
     def submit(self, request: Request) -> "Future[Completion]":

