@@ -117,14 +117,12 @@ def test_a_real_transformers_serve_killed_and_restarted_mid_run_resumes_to_the_s
     run's, and no call finished before the kill is asked again."""
     import os
     import signal
-    import threading
-    import time
 
-    from inftythink_eval.backends.base import BackendError, SamplingParams, make_backend
+    from inftythink_eval.backends.base import SamplingParams, make_backend
     from inftythink_eval.cache import CallCache
     from inftythink_eval.engine import Engine
     from inftythink_eval.modes import ModeParams, Sample
-    from inftythink_eval.testing.faults import Outcome, free_port
+    from inftythink_eval.testing.faults import Outcome, free_port, kill_server_mid_run
 
     port, log = free_port(), tmp_path / "serve.log"
     samples = [Sample(str(i), f"Write one sentence about the number {i}.", SamplingParams(max_tokens=12)) for i in range(6)]
@@ -140,20 +138,8 @@ def test_a_real_transformers_serve_killed_and_restarted_mid_run_resumes_to_the_s
     proc = _serve(smollm2, port, log)
     try:
         reference = [t.calls[-1].output for t in run(CallCache(tmp_path / "ref"))]
-        cache = CallCache(tmp_path / "cache")
-
-        def kill_after_two():
-            while len(cache) < 2:
-                time.sleep(0.05)
-            os.killpg(proc.pid, signal.SIGKILL)
-
-        threading.Thread(target=kill_after_two, daemon=True).start()
-        began = time.time()
-        with pytest.raises(BackendError, match=r"failed after 3 attempts .*Is the server running.*same cache_dir"):
-            run(cache)
-        stopped = time.time() - began
+        stopped, kept = kill_server_mid_run(run, tmp_path / "cache", proc.pid)
         proc.wait(timeout=30)
-        kept = cache_lines(tmp_path / "cache")[0]
         assert 2 <= kept < 6
         proc = _serve(smollm2, port, log)  # restarted on the same port
         resumed = run(CallCache(tmp_path / "cache"))

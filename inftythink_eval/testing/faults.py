@@ -124,6 +124,32 @@ def cache_lines(folder: Path) -> tuple[int, int]:
     return len(keys), len(set(keys))
 
 
+def kill_server_mid_run(run, cache_dir: Path, pid: int, after: int = 2) -> tuple[float, int]:
+    """Call ``run(cache)`` (an evaluation over an openai backend with 2 retries) and SIGKILL the server's process
+    group ``pid`` once ``after`` calls are cached.  The run must stop with the unreachable-server error and the
+    resume hint; returns (seconds until it stopped, cache lines kept)."""
+    import os
+
+    cache = CallCache(cache_dir)
+
+    def kill_when_cached():
+        while len(cache) < after:
+            time.sleep(0.02)
+        os.killpg(pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_when_cached, daemon=True).start()
+    began = time.time()
+    try:
+        run(cache)
+    except BackendError as exc:
+        message = str(exc)
+        for part in ("failed after 3 attempts", "Is the server running", "same cache_dir"):
+            assert part in message, f"the stop message lacks {part!r}: {message}"
+    else:
+        raise AssertionError("the run went on after its server was killed")
+    return time.time() - began, cache_lines(cache_dir)[0]
+
+
 def _samples(n: int) -> list[Sample]:
     return [Sample(f"s{i}", f"Q{i}: say something.", SamplingParams(max_tokens=8, stop=("four",))) for i in range(n)]
 
