@@ -25,7 +25,14 @@ def plus_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic-plus")
     assert build_data.main(["--out", str(out), "--questions", "12", "--max-depth", "30", "--eta", "40",
                             "--format", "plus"]) == 0
-    assert json.loads((out / "data_summary.json").read_text())["route"].startswith("inftythink_eval.data.build")
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert summary["route"].startswith("inftythink_eval.data.build")
+    rows = [json.loads(line) for line in (out / "inftythink_plus.jsonl").read_text().splitlines()]
+    first = [json.loads(line) for line in (out / "first_rounds.jsonl").read_text().splitlines()]
+    # first_rounds.jsonl: exactly each question's first iteration (no <history> in its assistant turn), once
+    assert first == [r for r in rows if r["reasoning_index"] == 0] and summary["first_round_rows"] == len(first) == 12
+    assert all(not r["messages"][-1]["content"].startswith("<history>") for r in first)
+    assert all(r["messages"][-1]["content"].startswith("<history>") for r in rows if r["reasoning_index"] > 0)
     return out / "inftythink_plus.jsonl"
 
 
@@ -163,3 +170,18 @@ def test_a_tiny_plus_model_trains_and_saves_its_chat_template(plus_data, tmp_pat
     prompt = tok.apply_chat_template([{"role": "user", "content": "x0=45 n=012"}], add_generation_prompt=True,
                                      tokenize=False)
     assert prompt == "<|user|>x0=45 n=012<|assistant|>"
+
+
+def test_the_probe_finds_both_skills_in_the_committed_plus_model_and_neither_in_a_random_one(plus_data, tmp_path, capsys):
+    """training/synthetic/probe_plus.py: the committed model reads n from the question and continues from a history
+    (4 of 4 each); an untrained model of the same shape does neither (0 of 4)."""
+    from test_training_recipe import _load
+
+    probe = _load("probe_plus_under_test", ROOT / "training" / "synthetic" / "probe_plus.py")
+    zoo_model = ROOT / "zoo" / "tiny-synthetic-inftythink-plus"
+    assert probe.main([str(zoo_model), "--count", "4"]) == 0
+    assert capsys.readouterr().out.strip().endswith("first iteration 4/4, from a history 4/4")
+    untrained = tmp_path / "untrained"
+    sft.make_trainer(plus_cfg(plus_data, tmp_path / "run")).save_model(str(untrained))
+    assert probe.main([str(untrained), "--tokenizer", str(zoo_model), "--count", "4"]) == 0
+    assert capsys.readouterr().out.strip().endswith("first iteration 0/4, from a history 0/4")

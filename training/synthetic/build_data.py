@@ -13,6 +13,9 @@ With ``--format plus``, instead of inftythink.jsonl and vanilla.jsonl:
   inftythink_plus.jsonl InftyThink+ cold-start rows from the builder (``--format plus``): the same columns plus
                         ``messages`` = [user question, assistant <history>..</history><think>..</think> + summary
                         or conclusion], trained with the recipe's ``template: chat``
+  first_rounds.jsonl    the rows of each question's first iteration (no history), a subset of the above: the
+                        tiny Plus model's config lists it three more times (first iterations oversampled 4x,
+                        see docs/training.md)
 
 The InftyThink instances come from the dataset builder (``inftythink_eval.data.build``) with the
 task-function summariser ``inftythink_eval.synthetic.summarise`` when that API is installed;
@@ -153,7 +156,10 @@ def _main_plus(out: Path, probs, args) -> int:
 
     rows = _via_builder(build, out, args.eta, "plus")
     write_jsonl(out / "inftythink_plus.jsonl", rows)
+    first = [row for row in rows if row["reasoning_index"] == 0]
+    write_jsonl(out / "first_rounds.jsonl", first)
     summary = {"route": "inftythink_eval.data.build (format plus)", "inftythink_plus_rows": len(rows),
+               "first_round_rows": len(first),
                "inftythink_plus_questions": len(probs), **{k: v for k, v in vars(args).items() if k != "out"}}
     (out / "data_summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary))
