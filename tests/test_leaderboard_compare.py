@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from test_leaderboard_fixtures import REPO, make_record, real_compare
 from test_leaderboard_import import assert_complete
 
 
+@pytest.mark.slow  # SmolLM2 in two modes, ~45 s: .ci/run's slow step
 def test_compare_on_the_real_model_prints_both_modes_and_stores_both_runs():
     proc, out, store = real_compare()
     text = proc.stdout

@@ -104,6 +104,7 @@ def test_bad_model_args_fail_before_generation(tmp_path, mini_task):
         assert needle in str(err.value), (args, str(err.value))
 
 
+@pytest.mark.slow  # a killed run, ~30 s: .ci/run's slow step
 def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
     rules = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
              {"match": "<history>A</history>", "output": "<think>\ny\n</think>\n<summary>\nB\n</summary>"},

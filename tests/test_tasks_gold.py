@@ -66,6 +66,7 @@ def run_lm_eval(tmp: Path, make, limit=None, extra_tasks=(), include=None) -> di
     return {"results": results["results"], "samples": samples}
 
 
+@pytest.mark.slow  # every row of seven benchmarks, ~60 s: .ci/run's slow step
 def test_gold_answers_score_100_percent_on_every_row(tmp_path):
     run = run_lm_eval(tmp_path, gold_response)
     for task, name in zip(TASKS, BENCHMARKS):
