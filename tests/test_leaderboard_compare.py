@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import subprocess
 import sys
+
+import pytest
 
 from inftythink_eval.leaderboard.compare import paired_acc, table
 from inftythink_eval.leaderboard.ingest import import_path
