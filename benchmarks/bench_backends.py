@@ -4,8 +4,9 @@
    most 1 + i % 5 rounds), continuous vs round-synchronous scheduling, on one backend
    (``--backend hf|vllm|openai``; openai needs ``--base-url`` of a running server, e.g. vLLM serve).
    Target: >= 1.5x on vllm and openai.  Rounds also differ in length, as a reasoning model's do: round k of
-   sample i may take a seeded random budget in ``--eta-min..--eta-max`` tokens (``--eta-min 0``: every round
-   gets ``--eta``).  Skew in the number of rounds alone cannot be sped up: the sample with 5 full rounds is
+   sample i may take a seeded random budget in ``--eta-min..--eta-max`` tokens, uniform or (``--eta-dist
+   loguniform``) heavy-tailed (``--eta-min 0``: every round gets ``--eta``).  Skew in the number of rounds
+   alone cannot be sped up: the sample with 5 full rounds is
    the critical path under either schedule.  So the benchmark also prints the critical-path bound, from the
    token counts of the continuous run: round-synchronous steps (per wave of calls, its longest call) over
    continuous steps (the longest sample), the speed-up of an engine whose step time does not depend on how
@@ -24,6 +25,7 @@ set VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0).  Every ratio 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -45,12 +47,12 @@ def _model(pretrained):
     return str(smollm2_folder())
 
 
-def _backend(name: str, pretrained: str, base_url, batch: int):
+def _backend(name: str, pretrained: str, base_url, batch: int, stream: bool = True):
     if name == "hf":
         return make_backend("hf", pretrained=pretrained, batch_size=batch)
     if name == "vllm":
         return make_backend("vllm", pretrained=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True)
-    return make_backend("openai", base_url=base_url, pretrained=pretrained, concurrency=64)
+    return make_backend("openai", base_url=base_url, pretrained=pretrained, concurrency=64, stream=stream)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class CappedRounds:
 
     inner: object
     eta_range: tuple = ()
+    log_uniform: bool = False
     name: str = "summarize"
 
     def next_call(self, sample, calls):
@@ -68,7 +71,8 @@ class CappedRounds:
             return Final(calls[-1].output, truncated=True, reason="max_rounds")
         decision = self.inner.next_call(sample, calls)
         if self.eta_range and isinstance(decision, Call) and decision.role == "reason":
-            budget = random.Random(f"{sample.id}-{rounds}").randint(*self.eta_range)
+            rng, (low, high) = random.Random(f"{sample.id}-{rounds}"), self.eta_range
+            budget = int(math.exp(rng.uniform(math.log(low), math.log(high)))) if self.log_uniform else rng.randint(low, high)
             decision = replace(decision, params=replace(decision.params, max_tokens=budget))
         return decision
 
@@ -84,10 +88,11 @@ def critical_path_bound(traces) -> float:
 
 def skew(args) -> None:
     pretrained = _model(args.pretrained)
-    backend = _backend(args.backend, pretrained, args.base_url, args.batch)
+    backend = _backend(args.backend, pretrained, args.base_url, args.batch, stream=not args.no_stream)
     params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5)
     eta_range = (args.eta_min, args.eta_max) if args.eta_min > 0 else ()
-    mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params), eta_range)
+    mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params), eta_range,
+                        log_uniform=args.eta_dist == "loguniform")
     # prompts that keep a small chat model writing, so each round runs to its budget as a reasoning model's does
     # (it does not stop mid-thought) and the round caps, not early end-of-text, shape the workload
     questions = [f"Write a long, detailed story about a town called Number {i}, chapter by chapter, with many "
@@ -107,7 +112,7 @@ def skew(args) -> None:
         print(f"  {schedule}: {time.perf_counter() - start:.1f}s, {rounds} rounds, {tokens} output tokens", flush=True)
     c, r = times["continuous"], times["rounds"]
     steps = _step_scaling(backend, samples[0].question)
-    budget = f"{args.eta_min}-{args.eta_max} (seeded per round)" if eta_range else str(args.eta)
+    budget = f"{args.eta_min}-{args.eta_max} ({args.eta_dist}, seeded per round)" if eta_range else str(args.eta)
     print(f"[skew] {args.backend} {os.path.basename(pretrained)}: {args.samples} samples, {rounds} rounds "
           f"(1-5 each), round budget {budget}, summaries {args.summary_tokens} tokens: continuous {c:.1f}s, "
           f"round-synchronous {r:.1f}s, speed-up {r / c:.2f}x (target >= 1.5x on vllm/openai; "
@@ -217,11 +222,15 @@ def main() -> None:
     parser.add_argument("what", choices=("skew", "overhead", "scheduler"))
     parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     parser.add_argument("--base-url", default=None)
+    parser.add_argument("--no-stream", action="store_true", help="openai: plain JSON answers instead of streamed ones")
     parser.add_argument("--pretrained", default=None, help="default: SmolLM2-135M-Instruct from the zoo")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--eta", type=int, default=64, help="round budget when --eta-min is 0")
     parser.add_argument("--eta-min", type=int, default=16, help="skew: shortest round budget (0: every round --eta)")
     parser.add_argument("--eta-max", type=int, default=256, help="skew: longest round budget")
+    parser.add_argument("--eta-dist", choices=("uniform", "loguniform"), default="uniform",
+                        help="skew: how round budgets spread over --eta-min..--eta-max (loguniform: heavy-tailed, "
+                             "most rounds short and a few long, as reasoning models' lengths are)")
     parser.add_argument("--summary-tokens", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)

@@ -157,3 +157,25 @@ def test_rolling_loglikelihood_scores_every_token_after_bos(hf):
     (empty, _), (after_bos, _) = hf.loglikelihood([("", " Hello world, this is a test."),
                                                    (bos, " Hello world, this is a test.")])
     assert abs(empty - after_bos) < 1e-4, (empty, after_bos)
+
+
+def test_close_ends_a_running_batch_and_waits_for_the_engine_thread(smollm2):
+    """close() while a long batch runs: the batch stops at its next step, its requests fail with "closed",
+    and close returns only after the engine thread has left the model (a process that exits with the
+    engine inside a torch op aborts: "terminate called without an active exception")."""
+    import time
+
+    backend = make_backend("hf", pretrained=smollm2, batch_size=2)
+    prompt = backend.apply_chat_template([{"role": "user", "content": "Write a long story about a cat."}])
+    warm = backend.generate([Request(prompt, SamplingParams(max_tokens=2))])[0]
+    assert warm.output_tokens == 2
+    futures = [backend.submit(Request(prompt, SamplingParams(max_tokens=4000))) for _ in range(2)]
+    time.sleep(1.0)   # the batch is decoding (4000 tokens would take minutes here)
+    assert backend._queue.alive() and not any(f.done() for f in futures)
+    backend.close()
+    assert not backend._queue.alive()
+    for future in futures:
+        with pytest.raises(RuntimeError, match="closed"):
+            future.result(timeout=0)
+    with pytest.raises(RuntimeError, match="closed"):
+        backend.submit(Request(prompt, SamplingParams(max_tokens=2)))

@@ -89,11 +89,24 @@ class RequestQueue:
         with self._cond:
             return len(self._items)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """Fail every request still waiting, then wait (up to ``timeout`` seconds) for the engine thread to
+        leave its current batch.  The engine must not be inside a model call when the interpreter exits: a
+        torch op cut off at shutdown aborts the process (``terminate called without an active exception``)."""
         with self._cond:
             self.closed = True
             self._cond.notify_all()
         self._fail_all(RuntimeError(f"{self._name}: backend closed"))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("%s: the engine thread is still busy %.0f s after close; not waiting longer",
+                            self._name, timeout)
+
+    def alive(self) -> bool:
+        """True while the engine thread runs (for tests and diagnostics)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         try:

@@ -270,6 +270,8 @@ class _Rows:
         import torch
 
         now = time.time()
+        if self.backend._queue.closed:   # close(): end the batch at this step (its requests have failed)
+            return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         new_len = input_ids.shape[1] - self.width
         for row, item in enumerate(self.batch):
