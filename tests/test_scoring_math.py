@@ -74,6 +74,27 @@ def test_math_verifys_own_timeout_is_a_timeout_not_a_wrong_answer(monkeypatch):
     assert hooks.math_results({"answer": "(x+2)^{400}"}, [[judged]])["check_timeout"] == 1.0
 
 
+def test_a_lost_math_verify_alarm_still_counts_as_a_timeout(monkeypatch):
+    """math-verify's SIGALRM can fire inside a garbage-collection callback, where Python drops the exception
+    (seen in CI: "Exception ignored in ... TimeoutException") and verify runs on to "not equal".  A verify
+    that says "not equal" after running past the limit is read as a timeout, whenever the collector ran."""
+    import time
+
+    import math_verify
+
+    from inftythink_eval.scoring import mathcheck
+
+    def slow_unequal(gold, pred, **kwargs):   # what verify does when its alarm was lost: runs on, says unequal
+        time.sleep(0.3)
+        return False
+
+    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 0.2)
+    monkeypatch.setattr(math_verify, "verify", slow_unequal)
+    assert mathcheck._mv_equal(["a"], ["b"]) == (False, True)
+    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 5)
+    assert mathcheck._mv_equal(["a"], ["b"]) == (False, False)   # within the limit: a plain "not equal"
+
+
 def test_math_verify_errors_still_read_as_not_equal():
     assert check_math(r"\boxed{\frac{1}{}}", "2").correct is False  # malformed LaTeX: no crash, no timeout
     assert check_math(r"\boxed{\frac{1}{}}", "2").note != "timeout"

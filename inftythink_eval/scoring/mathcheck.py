@@ -13,6 +13,7 @@ Does not know: lm-eval, tasks, engines, where answers come from.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from itertools import product
 from typing import Optional, Sequence
@@ -133,9 +134,15 @@ def _mv_equal(gold: list, pred: list) -> tuple[bool, bool]:
 
     timed_out = False
     for g, p in product(gold, pred):
+        start = time.monotonic()
         try:
             if verify(g, p, timeout_seconds=_INNER_SECONDS, raise_on_error=True):
                 return True, timed_out
+            # math-verify's limit is a SIGALRM that raises in whatever Python code runs when it fires; inside a
+            # finalizer (a weakref callback during garbage collection) Python prints and drops it, and verify
+            # runs on.  An unequal verdict past the limit is read as the timeout it should have been, so the
+            # score does not depend on when the collector ran.
+            timed_out |= time.monotonic() - start >= _INNER_SECONDS
         except TimeoutException:
             timed_out = True
         except Exception as exc:  # noqa: BLE001 - an error in one comparison is "not equal", as in math-verify's
