@@ -21,6 +21,31 @@ LM_EVAL_BIN = str(BIN / "lm_eval")
 INFTYTHINK_BIN = str(BIN / "inftythink")
 
 
+# Under CI a skip is a failure: every test CI collects is meant to run there (Chromium installed, root, the
+# protocol files beside the checkout), so a part that is missing must stop the run, not vanish into the summary.
+# Elsewhere a skip stays a skip, with its reason in the summary (-ra).
+ON_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail_skip_on_ci(report) -> None:
+    if ON_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI ({reason}); with CI set, a missing part is a failure: install it or unset CI"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):   # skip() in a test or fixture, skipif markers
+    outcome = yield
+    _fail_skip_on_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):   # a whole module skipped at import (importorskip, allow_module_level)
+    outcome = yield
+    _fail_skip_on_ci(outcome.get_result())
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "math500" / "test.jsonl").is_file():
