@@ -7,7 +7,8 @@ import pytest
 
 from inftythink_eval.scoring import check_many, extract_choice
 
-CASES = json.loads((Path(__file__).parent / "data" / "checker_cases.json").read_text())["cases"]
+TABLE = json.loads((Path(__file__).parent / "data" / "checker_cases.json").read_text())
+CASES, PROVENANCE = TABLE["cases"], TABLE["_provenance"]
 MATH = [c for c in CASES if c["kind"] == "math"]
 CHOICE = [c for c in CASES if c["kind"] == "choice"]
 
@@ -21,9 +22,16 @@ def test_table_is_big_and_covers_every_style():
     assert any(not c["correct"] for c in MATH) and any(c["correct"] for c in MATH)
 
 
+def test_every_tag_says_where_its_expected_verdicts_come_from():
+    assert set(PROVENANCE) - {"_how"} == {c["tag"] for c in CASES}
+    assert all(isinstance(rule, str) and rule.strip() for rule in PROVENANCE.values())
+
+
 @pytest.fixture(scope="module")
 def math_verdicts():
-    verdicts = check_many([(c["response"], c["gold"]) for c in MATH])  # in parallel, each under the time limit
+    # in parallel worker processes; the limit only bounds a hang (the default 10 s would also have to cover a
+    # cold worker importing sympy on a loaded machine), the time limit itself is tested in test_scoring_math.py
+    verdicts = check_many([(c["response"], c["gold"]) for c in MATH], limit=300)
     return {c["id"]: v for c, v in zip(MATH, verdicts)}
 
 

@@ -4,8 +4,12 @@ import threading
 import time
 
 from inftythink_eval.result import SampleOutput
-from inftythink_eval.scoring import check_many, check_math, last_boxed, normalize_number
+from inftythink_eval.scoring import check_many, check_math, last_boxed, mathcheck, normalize_number
+from inftythink_eval.scoring.mathcheck import MathVerdict
 from inftythink_eval.scoring.timelimit import TIMED_OUT, TimeLimitedPool
+
+# A limit that only bounds a hang: far above what any check or worker start-up takes on a loaded machine.
+HANG_S = 300
 
 
 def test_last_boxed_balances_braces_and_takes_the_last():
@@ -35,10 +39,22 @@ def test_sample_output_is_checked_as_its_text():
     assert check_math(response, "4").correct
 
 
-def test_timeout_counts_as_incorrect_and_is_reported():
-    slow = (r"\boxed{(x+1)^{400}-(x-1)^{400}}", r"(x+2)^{400}")  # far beyond 0.05 s of sympy anywhere
-    verdicts = check_many([slow] * 2, limit=0.05)
-    assert all(not v.correct and v.note == "timeout" for v in verdicts), verdicts
+def test_timeout_counts_as_incorrect_and_is_reported(monkeypatch):
+    """A check cut by the hard limit is incorrect with note "timeout", and the next check gets a fresh worker.
+
+    The worker is warmed first (math-verify and sympy imported), so its start-up cannot be what the limit
+    cuts; the slow check is a worker call that sleeps 60 s, so only the limit can end it early."""
+    pool = TimeLimitedPool(1)
+    monkeypatch.setattr(mathcheck, "shared_pool", lambda: pool)
+    try:
+        assert check_many([(r"\boxed{4}", "4")], limit=HANG_S)[0].correct  # warm: one worker, idle, ready
+        monkeypatch.setattr(mathcheck, "check_math", time.sleep)  # the worker runs time.sleep(60): a hung check
+        assert check_many([(60,)], limit=0.05) == [MathVerdict(False, None, None, "timeout")]
+        assert pool.timeouts == 1
+        monkeypatch.setattr(mathcheck, "check_math", check_math)
+        assert check_many([(r"\boxed{4}", "4")], limit=HANG_S)[0].correct  # the killed worker was replaced
+    finally:
+        pool.close()
 
 
 def test_pool_kills_a_hung_call_from_a_worker_thread():
@@ -46,43 +62,55 @@ def test_pool_kills_a_hung_call_from_a_worker_thread():
     box = {}
 
     def work():
-        start = time.monotonic()
-        box["result"] = pool.call(time.sleep, (30,), 0.5)
-        box["took"] = time.monotonic() - start
-        box["after"] = pool.call(abs, (-3,), 5.0)  # a fresh worker replaces the killed one
+        box["warm"] = pool.call(abs, (-1,), HANG_S)         # the worker is up: the limit below cuts the call itself
+        box["result"] = pool.call(time.sleep, (60,), 0.5)  # sleep returns None after 60 s: only the limit ends it
+        box["after"] = pool.call(abs, (-3,), HANG_S)        # a fresh worker replaces the killed one
 
     thread = threading.Thread(target=work)
     thread.start()
-    thread.join(20)
+    thread.join(HANG_S)
     pool.close()
-    assert box["result"] is TIMED_OUT and box["took"] < 5 and box["after"] == 3 and pool.timeouts == 1
+    assert not thread.is_alive(), "the pool hung"
+    assert box == {"warm": 1, "result": TIMED_OUT, "after": 3} and pool.timeouts == 1, box
 
 
 def test_exception_in_worker_is_an_error_not_a_crash():
-    verdict = check_many([(r"\boxed{1}", None)])[0]  # gold None: str(None) is not a valid answer, still no crash
-    assert verdict.correct is False
+    """An exception raised inside the worker (here: an unknown truncation rule) is an incorrect verdict whose
+    note names it; the worker survives it and checks the next pair."""
+    bad, good = (r"\boxed{1}", "1", "drop"), (r"\boxed{1}", "1")
+    verdict, after = check_many([bad, good], limit=HANG_S)
+    assert verdict.correct is False and verdict.note.startswith("error: ValueError:"), verdict
+    assert "no_answer, whole" in verdict.note, verdict
+    assert after.correct and after.note == "boxed", after
 
 
 def test_math_verifys_own_timeout_is_a_timeout_not_a_wrong_answer(monkeypatch):
-    """math-verify's signal limit (inside the worker) used to return "not equal": scored wrong, not in check_timeout."""
-    from inftythink_eval.scoring import hooks, mathcheck
+    """math-verify's signal limit (inside the worker) used to return "not equal": scored wrong, not in check_timeout.
 
-    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 1)  # here, in the main thread, math-verify's own limit fires
-    verdict = check_math(r"\boxed{(x+1)^{400}-(x-1)^{400}}", r"(x+2)^{400}")
-    assert not verdict.correct and verdict.note == "timeout", verdict
+    Here, in the main thread, math-verify's own 1 s alarm runs for real around a comparison made to block:
+    the comparison sleeps 60 s and would then say "equal", so only the alarm can make the verdict a timeout."""
+    from math_verify import grader
+
+    from inftythink_eval.scoring import hooks
+
+    def blocked_comparison(*args, **kwargs):
+        time.sleep(60)
+        return True
+
+    check_math(r"\boxed{3}", "2")  # parse once at the default limit: its first-call set-up is not what is timed
+    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 1)
+    monkeypatch.setattr(grader, "sympy_expr_eq", blocked_comparison)
+    verdict = check_math(r"\boxed{3}", "2")
+    assert verdict == MathVerdict(False, "3", "3", "timeout"), verdict
     judged = hooks.Judged(verdict.answer or "", "response", verdict.correct, verdict.key, verdict.note)
-    assert hooks.math_results({"answer": "(x+2)^{400}"}, [[judged]])["check_timeout"] == 1.0
+    assert hooks.math_results({"answer": "2"}, [[judged]])["check_timeout"] == 1.0
 
 
 def test_a_lost_math_verify_alarm_still_counts_as_a_timeout(monkeypatch):
     """math-verify's SIGALRM can fire inside a garbage-collection callback, where Python drops the exception
     (seen in CI: "Exception ignored in ... TimeoutException") and verify runs on to "not equal".  A verify
     that says "not equal" after running past the limit is read as a timeout, whenever the collector ran."""
-    import time
-
     import math_verify
-
-    from inftythink_eval.scoring import mathcheck
 
     def slow_unequal(gold, pred, **kwargs):   # what verify does when its alarm was lost: runs on, says unequal
         time.sleep(0.3)
@@ -91,8 +119,8 @@ def test_a_lost_math_verify_alarm_still_counts_as_a_timeout(monkeypatch):
     monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 0.2)
     monkeypatch.setattr(math_verify, "verify", slow_unequal)
     assert mathcheck._mv_equal(["a"], ["b"]) == (False, True)
-    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", 5)
-    assert mathcheck._mv_equal(["a"], ["b"]) == (False, False)   # within the limit: a plain "not equal"
+    monkeypatch.setattr(mathcheck, "_INNER_SECONDS", HANG_S)
+    assert mathcheck._mv_equal(["a"], ["b"]) == (False, False)   # well within the limit: a plain "not equal"
 
 
 def test_math_verify_errors_still_read_as_not_equal():

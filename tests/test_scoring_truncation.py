@@ -7,6 +7,7 @@ real ``lm_eval`` CLI with the scripted backend: the default rule, a task whose
 metadata sets ``unclosed_think: whole``, and ``--log_samples`` saying why.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from inftythink_eval.benchdata import load_rows
-from inftythink_eval.scoring import hooks
+from inftythink_eval.scoring import SandboxLimits, check_many, hooks
+from inftythink_eval.scoring.codecheck import check_code_many
 from inftythink_eval.templates import (DEFAULT_UNCLOSED_THINK, THINK_CLOSED, THINK_NONE, THINK_UNCLOSED,
                                        UNCLOSED_THINK_NOTE, scored_text)
 
@@ -44,6 +46,15 @@ def test_default_is_no_answer_and_a_wrong_rule_says_how_to_set_it():
         scored_text("x", "drop")
 
 
+@pytest.fixture
+def hang_only_limits(monkeypatch):
+    """The real judging hooks, with limits that only bound a hang: a check or a program that must pass is not
+    raced against the product's 10 s limits (which would also have to cover a cold worker importing sympy)."""
+    monkeypatch.setattr(hooks, "check_many", functools.partial(check_many, limit=300))
+    monkeypatch.setattr(hooks, "check_code_many",
+                        functools.partial(check_code_many, limits=SandboxLimits(wall_s=300, cpu_s=300)))
+
+
 def _docs(benchmark: str, rule=None, n: int = 1) -> list[dict]:
     kwargs = {} if rule is None else {"unclosed_think": rule}
     data = hooks.load_benchmark(benchmark, version=2, **kwargs)["test"]  # lm-eval also passes metadata keys
@@ -51,7 +62,7 @@ def _docs(benchmark: str, rule=None, n: int = 1) -> list[dict]:
 
 
 @pytest.mark.parametrize("rule, acc", [(None, 0.0), ("no_answer", 0.0), ("whole", 1.0)])
-def test_math_task_hooks_apply_the_tasks_rule(rule, acc):
+def test_math_task_hooks_apply_the_tasks_rule(rule, acc, hang_only_limits):
     (doc,) = _docs("math500", rule)
     assert doc["unclosed_think"] == (rule or "no_answer")  # --log_samples shows the rule with each doc
     cut = f"<think>\nso the answer is \\boxed{{{doc['answer']}}}, but let me double check"
@@ -72,7 +83,7 @@ def test_choice_task_hooks_apply_the_rule():
     assert hooks.choice_results(doc, judged)["think_unclosed"] == 1.0
 
 
-def test_code_task_hooks_apply_the_rule(monkeypatch):
+def test_code_task_hooks_apply_the_rule(monkeypatch, hang_only_limits):
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     (doc,) = _docs("mbpp")
     program = f"```python\n{doc['reference']}\n```"
