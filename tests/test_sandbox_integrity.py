@@ -141,3 +141,12 @@ def test_a_private_tmpdir_names_the_real_cause(tmp_path, monkeypatch):
     message = str(error.value)
     assert "TMPDIR" in message and str(private) in message and "run as root" not in message, message
     assert not list(private.iterdir()), "the sandbox folder was left behind"
+
+
+def test_a_program_whose_forked_copies_also_reach_the_end_passes():
+    """Four processes (two forks) each wait for their children and then run the last line: every one of them
+    leaves the end-of-program token, and that is a pass, not an early exit."""
+    code = ("import os\n[os.fork() for _ in range(2)]\nwhile True:\n    try:\n        os.wait()\n"
+            "    except ChildProcessError:\n        break\n")
+    result = run_python(code, SandboxLimits(wall_s=HANG_S, cpu_s=HANG_S, memory_mb=1024, isolate=False))
+    assert result.passed and result.reason == "passed", result

@@ -1,5 +1,6 @@
 """Math checker internals: box finding, numeric normalisation, voting keys, the hard time limit."""
 
+import os
 import threading
 import time
 
@@ -45,7 +46,7 @@ def test_timeout_counts_as_incorrect_and_is_reported(monkeypatch):
     The worker is warmed first (math-verify and sympy imported), so its start-up cannot be what the limit
     cuts; the slow check is a worker call that sleeps 60 s, so only the limit can end it early."""
     pool = TimeLimitedPool(1)
-    monkeypatch.setattr(mathcheck, "shared_pool", lambda: pool)
+    monkeypatch.setattr(mathcheck, "shared_pool", lambda **_: pool)
     try:
         assert check_many([(r"\boxed{4}", "4")], limit=HANG_S)[0].correct  # warm: one worker, idle, ready
         monkeypatch.setattr(mathcheck, "check_math", time.sleep)  # the worker runs time.sleep(60): a hung check
@@ -126,3 +127,31 @@ def test_a_lost_math_verify_alarm_still_counts_as_a_timeout(monkeypatch):
 def test_math_verify_errors_still_read_as_not_equal():
     assert check_math(r"\boxed{\frac{1}{}}", "2").correct is False  # malformed LaTeX: no crash, no timeout
     assert check_math(r"\boxed{\frac{1}{}}", "2").note != "timeout"
+
+
+def test_a_workers_start_up_does_not_count_against_the_limit(tmp_path, monkeypatch):
+    """A worker whose preload import outlasts the limit (blocked until the test releases it) still serves its first
+    call: the limit is the call's own, so a cold worker on a loaded machine is not a timeout."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    (tmp_path / "slow_start_module.py").write_text(
+        "import pathlib, time\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        f"while not pathlib.Path({str(release)!r}).exists():\n    time.sleep(0.05)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    pool = TimeLimitedPool(1, preload=("slow_start_module",))
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(result=pool.call(abs, (-2,), 2.0)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + HANG_S
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the worker never began its preload"
+        time.sleep(3.0)  # the import has now lasted longer than the 2 s limit, whatever the machine's speed
+        release.touch()
+        thread.join(HANG_S)
+        assert not thread.is_alive(), "the pool hung"
+    finally:
+        release.touch()
+        pool.close()
+    assert box == {"result": 2} and pool.timeouts == 0, box

@@ -197,6 +197,11 @@ def check_math(response: str, gold: str, unclosed_think: str = DEFAULT_UNCLOSED_
         return MathVerdict(False, answer, light_normalize(answer) if answer else None, "timeout")
 
 
+# Imported by each checking worker before its first call, outside the time limit: math-verify (and sympy under
+# it) take seconds to import on a loaded machine, which must not turn a cold worker's first check into a timeout.
+_WORKER_PRELOAD = ("math_verify", "inftythink_eval.scoring.mathcheck")
+
+
 def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS,
                progress: bool = False) -> list[MathVerdict]:
     """``check_math`` over (response, gold[, unclosed_think]) tuples in parallel worker processes,
@@ -206,7 +211,7 @@ def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS,
     """
     def one(pair):
         try:
-            result = shared_pool().call(check_math, pair, limit)
+            result = shared_pool(preload=_WORKER_PRELOAD).call(check_math, pair, limit)
         except RuntimeError as exc:
             return MathVerdict(False, None, None, f"error: {exc}")
         return MathVerdict(False, None, None, "timeout") if result is TIMED_OUT else result
@@ -215,5 +220,5 @@ def check_many(pairs: Sequence[tuple[str, str]], limit: float = CHECK_SECONDS,
 
     from tqdm.auto import tqdm
 
-    with ThreadPoolExecutor(shared_pool().size) as threads:
+    with ThreadPoolExecutor(shared_pool(preload=_WORKER_PRELOAD).size) as threads:
         return list(tqdm(threads.map(one, pairs), total=len(pairs), desc="math checks", disable=not progress))
