@@ -291,7 +291,10 @@ class _Rows:
         if not params.stop:
             return False
         window = max(len(s) for s in params.stop) + 8   # tokens: enough to hold any stop string
-        tail = self.backend.tokenizer.decode(ids[-window:].tolist(), skip_special_tokens=False)
+        # The generated tokens only: a prompt that ends in a stop string ("<|im_start|>assistant\n" and "\n")
+        # must not stop the row at its first token.
+        generated = ids[self.width:]
+        tail = self.backend.tokenizer.decode(generated[-window:].tolist(), skip_special_tokens=False)
         return any(s and s in tail for s in params.stop)
 
     def _resolve(self, row: int, ids: list[int]) -> None:
