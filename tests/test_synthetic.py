@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from inftythink_eval import synthetic as S
 from inftythink_eval.result import SampleOutput
@@ -24,6 +24,9 @@ def test_trace_lines_count_down_and_chain():
     assert trace == "R002 45+09=54\n\nR001 54+09=63\n\nR000 63+09=72" and conclusion == "72"
 
 
+# no deadline: a 300-step trace can take longer than Hypothesis's default 200 ms on a loaded machine, and how
+# long an example takes is not what this checks
+@settings(deadline=None)
 @given(st.integers(10, 99), st.integers(1, 300))
 def test_every_solution_matches_the_official_regex_and_parses_back(x0, n):
     p = S.Problem(x0, n)

@@ -5,7 +5,7 @@ Gold: the gold answer written as a model would write it (math/GPQA
 ``canonical_solution``; MBPP the reference ``code``, in a fenced block)
 scores 100% on EVERY row of all seven benchmarks (one lm_eval run, ~90 s).
 Wrong: a wrong answer scores 0 (first rows of each benchmark).  Repeats: a
-variant with ``repeats: 4`` scores all four samples of each question.
+variant with ``repeats: 4``, right in some repeats and wrong in others, scores each of the four samples.
 """
 
 import glob
@@ -44,8 +44,9 @@ def wrong_response(name: str, row: dict) -> tuple[str, str]:
     return key, "<think>\nhmm\n</think> The answer is \\boxed{" + wrong + "}."
 
 
-def run_lm_eval(tmp: Path, make, limit=None, extra_tasks=(), include=None) -> dict:
-    rules = [{"match": m, "outputs": [o]} for name in BENCHMARKS for m, o in (make(name, r) for r in load_rows(name, DATA))]
+def run_lm_eval(tmp: Path, make, limit=None, extra_tasks=(), include=None, first_rules=()) -> dict:
+    rules = [*first_rules]
+    rules += [{"match": m, "outputs": [o]} for name in BENCHMARKS for m, o in (make(name, r) for r in load_rows(name, DATA))]
     script = tmp / "script.jsonl"
     script.write_text("\n".join(json.dumps(r) for r in rules))
     cmd = [LM_EVAL_BIN, "--model", "inftythink", "--model_args", f"backend=scripted,script={script},mode=vanilla",
@@ -79,19 +80,37 @@ def test_gold_answers_score_100_percent_on_every_row(tmp_path):
         assert metrics["rounds,none"] == 1.0 and metrics["tok,none"] > 0  # the engine's stats reach the results
 
 
+# Right (R) or wrong (W) in each of the four repeats of the first six GPQA rows: the right ones at different
+# places (not always first), no ties, so scoring only one repeat, or the same one four times, gives other numbers.
+REPEATS = ["WWWW", "WWRW", "WRRR", "RRRR", "RWWW", "WWWR"]
+
+
 def test_wrong_answers_score_zero_and_repeats_are_all_scored(tmp_path):
     include = tmp_path / "extra"
     include.mkdir()
+    # the description (rendered per row) makes the repeated task's prompts differ from the plain task's
     (include / "r4.yaml").write_text(
         f"include: {Path(__file__).resolve().parents[1] / 'tasks/gpqa_diamond/inftythink_gpqa_diamond.yaml'}\n"
-        "task: itt_gpqa_r4\nrepeats: 4\n")
-    run = run_lm_eval(tmp_path, wrong_response, limit=6, extra_tasks=["itt_gpqa_r4"], include=include)
+        "task: itt_gpqa_r4\nrepeats: 4\ndescription: 'Four tries {{id}}.'\n")
+    rows = load_rows("gpqa_diamond", DATA)[:len(REPEATS)]
+    answers = {"R": gold_response, "W": wrong_response}
+    first_rules = [{"match": f"Four tries {row['id']}.", "outputs": [answers[x]("gpqa_diamond", row)[1] for x in pattern]}
+                   for row, pattern in zip(rows, REPEATS)]
+    run = run_lm_eval(tmp_path, wrong_response, limit=6, extra_tasks=["itt_gpqa_r4"], include=include,
+                      first_rules=first_rules)
     for task in TASKS:
         metrics = run["results"][task]
         assert metrics["acc,none"] == 0.0 and metrics["pass@1,none"] == 0.0, task
         assert all(r["acc"] == 0.0 for r in run["samples"][task]), task
-    r4 = run["samples"]["itt_gpqa_r4"]
-    assert all(len(r["resps"][0]) == 4 and len(r["filtered_resps"][0]) == 4 for r in r4)
+    r4 = {r["doc"]["id"]: r for r in run["samples"]["itt_gpqa_r4"]}
+    assert sorted(r4) == sorted(row["id"] for row in rows)
+    for row, pattern in zip(rows, REPEATS):
+        got = r4[row["id"]]
+        assert len(got["resps"][0]) == 4 and len(got["filtered_resps"][0]) == 4
+        right = pattern.count("R")
+        wanted = {"acc": right / 4, "pass@4": float(right > 0), "maj@4": float(right > 2)}
+        assert {k: got[k] for k in wanted} == wanted, (pattern, got["resps"][0])
     metrics = run["results"]["itt_gpqa_r4"]
-    assert {"pass@4,none", "maj@4,none"} <= set(metrics) and metrics["acc,none"] == 0.0
+    assert metrics["acc,none"] == pytest.approx(sum(p.count("R") / 4 for p in REPEATS) / len(REPEATS))
+    assert metrics["pass@4,none"] == pytest.approx(5 / 6) and metrics["maj@4,none"] == pytest.approx(2 / 6)
     assert "maj@1,none" not in run["results"]["inftythink_humaneval"]  # no voting on code
