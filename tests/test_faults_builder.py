@@ -1,7 +1,9 @@
 """The dataset builder under kills and a flaky summariser server: ``inftythink data build`` (its public CLI)
 summarising through the ``openai`` backend against ``FaultServer`` (a 503 on the first try of every third
 question), SIGKILLed three times at random moments, then rerun: the Parquet output is byte-identical to an
-uninterrupted build's, and each summary is answered once (plus at most the requests in flight at a kill)."""
+uninterrupted build's, and each summary is answered once (plus at most the requests in flight at a kill).
+Until the rerun the server holds the build's last summary request unanswered, so no killed build can have
+finished first, however fast the machine: every kill lands on a build in progress."""
 
 from __future__ import annotations
 
@@ -60,31 +62,36 @@ def test_builder_killed_three_times_with_a_flaky_summariser_is_byte_identical_an
         done = subprocess.run(build_cmd(src, tmp_path / "clean", clean.url), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         once = answered(clean.log)
+        last = clean.log[-1]["prompt"]   # the build's last summary request
     assert sum(once.values()) > 60 and set(once.values()) == {1}
     rng, landed, out = random.Random(3), 0, tmp_path / "resumed"
     with server() as flaky:
+        flaky.hold(last)   # unanswered until the rerun: a killed build cannot finish before its kill
         for threshold in sorted(rng.sample(range(5, sum(once.values()) - 5), 3)):
             proc = subprocess.Popen(build_cmd(src, out, flaky.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.time() + 120
+            deadline = time.time() + 300   # bounds a hang: every other request is answered at once
             while proc.poll() is None and len(flaky.log) < threshold and time.time() < deadline:
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.3))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                landed += 1
+            assert len(flaky.log) >= threshold, f"the build stopped asking at {len(flaky.log)} of {threshold} requests"
+            time.sleep(rng.uniform(0, 0.3))   # a random moment after the threshold
+            assert proc.poll() is None, f"the build ended ({proc.returncode}) with its last summary unanswered"
+            proc.send_signal(signal.SIGKILL)
+            landed += 1
             proc.wait(timeout=30)
-        assert not (out / "stats.json").exists() or landed < 3
+        assert not (out / "stats.json").exists()   # written last: no killed build got that far
+        flaky.release()
         began = time.time()
         done = subprocess.run(build_cmd(src, out, flaky.url), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         seconds = time.time() - began
         asked = answered(flaky.log)
-    assert landed >= 2
+    assert landed == 3
     assert parquet(out) == parquet(tmp_path / "clean") != {}  # byte-identical
     assert set(asked) == set(once)
     extra = sum((asked - once).values())
     assert extra <= CONCURRENCY * landed, f"{extra} summaries asked twice"  # only requests in flight at a kill
-    lines, keys = summary_lines(out)
+    lines, keys, broken = summary_lines(out)
+    assert broken == 0, f"{broken} cache lines do not parse (a torn line must be cut when the cache reopens)"
     assert lines == keys == sum(once.values())  # no finished summary computed twice (counted in its cache)
     record(Outcome("builder", "data build SIGKILLed x3 with a flaky summariser (503s), then resume", "resumed",
                    injected=landed + sum(1 for e in flaky.log if e["fault"]), runs=landed + 1, completed=1,
@@ -92,13 +99,14 @@ def test_builder_killed_three_times_with_a_flaky_summariser_is_byte_identical_an
                    detail=f"{extra} of {sum(once.values())} requests in flight at a kill asked again"))
 
 
-def summary_lines(out: Path) -> tuple[int, int]:
-    """(whole lines, distinct keys) of the build's summary cache: lines - keys = summaries computed twice."""
-    keys = []
+def summary_lines(out: Path) -> tuple[int, int, int]:
+    """(whole lines, distinct keys, lines that do not parse) of the build's summary cache: lines - keys =
+    summaries computed twice."""
+    keys, broken = [], 0
     for path in sorted((out / "cache").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 keys.append(json.loads(line)["k"])
             except (ValueError, KeyError, TypeError):
-                continue
-    return len(keys), len(set(keys))
+                broken += 1
+    return len(keys), len(set(keys)), broken

@@ -71,6 +71,10 @@ def calls(tmp, name) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def outputs(path: Path, field: str) -> set:
+    return {json.loads(line)[field] for line in path.read_text().splitlines()}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interference(tmp_path, data_dir, temps):
@@ -89,6 +93,10 @@ def test_two_runs_at_once_share_a_cache_folder_and_the_sandbox_without_interfere
     files = sorted(cache.glob("calls-*.jsonl"))
     assert len(files) == 2 and sorted(len(f.read_text().splitlines()) for f in files) == [2 * LIMIT, 2 * LIMIT]
     assert cache_lines(cache) == (4 * LIMIT, 4 * LIMIT)
+    # each cache file holds exactly one run's answers (what its backend logged), none of the other's
+    answers = [outputs(tmp_path / f"calls-{name}.jsonl", "output") for name in ("gold-model", "wrong-model")]
+    assert not answers[0] & answers[1]
+    assert sorted((outputs(f, "text") for f in files), key=lambda texts: texts != answers[0]) == answers
     for name in ("gold-model", "wrong-model"):
         assert calls(tmp_path, name) == 2 * LIMIT
         leftovers = list(temps[name].iterdir())

@@ -41,9 +41,10 @@ def test_linear_plus_parse_equals_its_regex(text):
 
 
 def _seconds(fn, text) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this thread: what the parse costs, not how long other processes kept it waiting."""
+    start = time.thread_time()
     fn(text)
-    return time.perf_counter() - start
+    return time.thread_time() - start
 
 
 HOSTILE = {  # repeated tags that made the greedy regexes backtrack, at k repeats
@@ -56,14 +57,14 @@ HOSTILE = {  # repeated tags that made the greedy regexes backtrack, at k repeat
 }
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_parsing_hostile_outputs_stays_linear(name):
     build, parse = HOSTILE[name]
     small, large = build(20_000), build(80_000)  # ~0.5 MB and ~2 MB
     t_small = min(_seconds(parse, small) for _ in range(3))
     t_large = min(_seconds(parse, large) for _ in range(3))
-    assert t_large < 1.0, f"{name}: {len(large) / 1e6:.1f} MB took {t_large:.2f} s"
+    assert t_large < 1.0, f"{name}: {len(large) / 1e6:.1f} MB took {t_large:.2f} s of CPU"   # linear: milliseconds
     assert t_large < 8 * t_small + 0.02, f"{name}: 4x the input took {t_large / max(t_small, 1e-9):.0f}x the time"
     record(Outcome("output", f"parse {name} ({len(large) / 1e6:.1f} MB)", "verdict", runs=0, seconds=t_large))
 
@@ -82,7 +83,7 @@ def _run(rules, samples, mode, cache, **params):
 NASTY = "\x00 \ufffd \udcff \u202e " + "<think><think>\n</summary>\n<summary>\n" + ("w" * 49 + " ") * 40_000  # 2 MB
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(300)
 def test_megabyte_outputs_with_nul_invalid_utf8_and_broken_tags_get_a_verdict_and_survive_the_cache(tmp_path):
     rules = [{"match": "", "output": NASTY}]
     samples = [Sample(f"s{i}", f"question {i}", SamplingParams(max_tokens=600_000), native=True) for i in range(3)]
@@ -93,7 +94,7 @@ def test_megabyte_outputs_with_nul_invalid_utf8_and_broken_tags_get_a_verdict_an
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     held = sum(_bytes(c) for t in traces for c in t.calls)
-    assert held > 6_000_000 and seconds < 30, (seconds, held)
+    assert held > 6_000_000 and seconds < 120, (seconds, held)   # bounds a hang (the backtracking regexes: hours)
     assert retained < 3 * held and peak < 200 * 2**20, (retained, peak, held)  # the traces, plus the cache's copy
     for trace in traces:  # the unbalanced <summary> fails the official parse: a format failure, recorded
         assert trace.final.reason == "format" and trace.calls[0].output == NASTY
@@ -107,7 +108,7 @@ def test_megabyte_outputs_with_nul_invalid_utf8_and_broken_tags_get_a_verdict_an
                    samples=3, seconds=seconds, detail=f"retained {retained / held:.1f}x the traces' bytes"))
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(300)
 def test_a_summary_of_100k_tokens_that_grows_every_round_stops_at_max_rounds(tmp_path):
     """Round i answers a summary of (i + 1) x 50k words; each prompt carries the last one: prompts grow every round."""
     def summary(i):

@@ -16,14 +16,15 @@ from inftythink_eval.testing.faults import ANSWER, SERVER_FAULTS, cache_lines, r
 CUT = ANSWER[:ANSWER.find("four")]  # what every sample's answer is once the stop string is cut
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", list(SERVER_FAULTS))
 def test_each_server_fault_ends_as_chosen(name, smollm2, tmp_path):
     faults, ending = SERVER_FAULTS[name]
     outcome = server_scenario(name, smollm2, tmp_path)
     assert outcome.ending == ending, (name, outcome.detail, outcome.extra)
     assert outcome.lost == 0 and outcome.completed == 1
-    assert outcome.seconds < 20, f"{name} took {outcome.seconds:.1f} s to resolve"
+    # a bound on a hang (a read timeout alone is TIMEOUT = 10 s), not a speed
+    assert outcome.seconds < 120, f"{name} took {outcome.seconds:.1f} s to resolve"
     if ending in ("retried", "answered"):
         first = "\ufffd\ufffd\x00 " + CUT if name.startswith("invalid UTF-8") else CUT  # replaced, NUL kept
         assert outcome.failed == 0 and outcome.extra["outputs"] == [first] + [CUT] * (outcome.samples - 1)
@@ -43,10 +44,12 @@ def test_each_server_fault_ends_as_chosen(name, smollm2, tmp_path):
         assert outcome.recomputed == 0  # counted: no key was written twice
         kept = outcome.extra["kept_before_resume"]
         assert outcome.extra["asked_on_resume"] == outcome.samples - kept  # only calls unfinished at the stop
+    if name == "server restarted mid-run":  # down until the client was refused twice, then every call answered
+        assert outcome.extra["refused"] >= 2 and outcome.extra["stats"]["retries"] >= 2, outcome.extra
     record(outcome)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_a_server_stopped_mid_run_keeps_the_first_wave_and_the_resume_asks_only_the_rest(smollm2, tmp_path):
     outcome = server_scenario("server stopped mid-run", smollm2, tmp_path)
     lines, keys = cache_lines(tmp_path / "cache")

@@ -37,10 +37,10 @@ def limited(args: list[str], max_bytes: int) -> subprocess.CompletedProcess:
     """Run ``args`` with every file it writes limited to ``max_bytes`` (a full disk, for that process)."""
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, preexec_fn=limit if max_bytes else None)
+    return subprocess.run(args, capture_output=True, text=True, timeout=240, preexec_fn=limit if max_bytes else None)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(600)   # bounds a hang: two Python start-ups
 def test_disk_full_while_the_cache_is_written_then_resume(tmp_path):
     cache = tmp_path / "cache"
     start = time.time()
@@ -76,7 +76,7 @@ except SidecarError as exc:
 """
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(600)   # bounds a hang: a Python start-up
 def test_disk_full_while_a_sidecar_is_written(tmp_path):
     out = limited([sys.executable, "-c", SIDECAR_RUN, str(tmp_path)], 5000)
     assert out.returncode == 3 and "is the disk full?" in out.stdout and "intact" in out.stdout, out.stdout + out.stderr

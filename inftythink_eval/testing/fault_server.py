@@ -12,19 +12,30 @@ prompt matches a rule:
 - ``die``: the connection is closed mid-answer (headers sent, body not);
 - ``cut``: a body shorter than its Content-Length, then close;
 - ``malformed``: HTTP 200 with a body that is not JSON;
-- ``slow``: sleeps ``slow_seconds`` before answering (a read timeout for the client);
-- ``stall``: a streamed answer that sends its first word, then nothing for ``slow_seconds``;
+- ``slow``: answers nothing until released (a read timeout for the client);
+- ``stall``: a streamed answer that sends its first word, then nothing until released;
 - ``bad_utf8``: a streamed answer whose first chunk holds bytes that are not UTF-8 (and a NUL);
 - ``no_usage``: a normal answer without ``usage``;
 - ``stop_left_in``: the answer keeps the stop string and what follows it.
 
+"Released" means ``release()`` or ``close()`` was called (``slow_seconds``
+only bounds a wait nobody ends): a stalled answer outlasts any client timeout
+by construction, not by being long.  ``hold(match)`` makes every request whose
+prompt contains ``match`` wait the same way (logged, unanswered), and
+``wait_held(n)`` blocks until ``n`` requests are waiting at once: tests order
+events on the server's state instead of on sleeps.
+
 Every request is logged (``server.log``: prompt, fault, request body, arrival
 time ``t``) so tests count attempts; a client that hangs up mid-answer is
-logged too (``server.hangups``), never printed.  ``restart`` closes the
-listening socket and opens it again on the same port after a pause (a
-server restarted mid-run).  For tests and benchmarks of the ``openai`` backend where the
-workload must be exactly controlled; timings from it are not evidence about
-any real engine.  Does not know: the evaluator.
+logged too (``server.hangups``), never printed.  ``stop_listening`` closes the
+listening socket (connections are refused; answers in progress go on) and
+``listen_again`` opens it on the same port (a server restarted mid-run);
+``down_at=n`` stops listening when the n-th request arrives, and no request
+is answered before that: every later request meets the closed port.
+
+For tests and benchmarks of the ``openai`` backend where the workload must be
+exactly controlled; timings from it are not evidence about any real engine.
+Does not know: the evaluator.
 """
 
 from __future__ import annotations
@@ -41,13 +52,19 @@ class FaultServer:
     """``rules``: [{"match": substring, "output": text, "faults": ["503", "die", ...]}], first match wins."""
 
     def __init__(self, rules: list[dict], delay_per_token: float = 0.0, max_model_len: Optional[int] = None,
-                 slow_seconds: float = 5.0, port: int = 0) -> None:
+                 slow_seconds: float = 300.0, port: int = 0, down_at: Optional[int] = None) -> None:
         self.rules, self.delay_per_token, self.max_model_len = rules, delay_per_token, max_model_len
-        self.slow_seconds = slow_seconds
+        self.slow_seconds, self.down_at = slow_seconds, down_at
         self.log: list[dict] = []
         self.hangups = 0
         self._seen: dict[int, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._held = threading.Condition(self._lock)
+        self.waiting = 0
+        self._released = threading.Event()
+        self._hold: Optional[str] = None
+        self._down = threading.Event()   # set once the down_at-th request has closed the listening socket
+        self._listen_lock = threading.Lock()
         self._open(port)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -56,21 +73,57 @@ class FaultServer:
         self.httpd = _Server(("127.0.0.1", port), _handler(self))
         self.httpd.daemon_threads = True
         self.httpd.handle_error = self._hangup
+        self.listening = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def _hangup(self, request, client_address) -> None:
         with self._lock:
             self.hangups += 1
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def stop_listening(self) -> None:
+        """Close the listening socket: new connections are refused; answers in progress go on."""
+        with self._listen_lock:
+            if self.listening:
+                self.httpd.shutdown()
+                self.httpd.server_close()
+                self.listening = False
 
-    def restart(self, down_seconds: float) -> None:
-        """Stop listening (connections are refused), wait ``down_seconds``, listen again on the same port."""
-        self.close()
-        time.sleep(down_seconds)
-        self._open(self.port)
+    def listen_again(self) -> None:
+        """Listen on the same port again (after ``stop_listening``)."""
+        with self._listen_lock:
+            if not self.listening:
+                self._open(self.port)
+
+    def close(self) -> None:
+        """Stop listening and release every waiting answer (their handler threads end)."""
+        self.release()
+        self._down.set()
+        self.stop_listening()
+
+    def hold(self, match: str = "") -> None:
+        """From now on, requests whose prompt contains ``match`` wait, logged and unanswered, until ``release()``."""
+        self._released.clear()
+        self._hold = match
+
+    def release(self) -> None:
+        """End every wait: held requests, ``slow`` and ``stall`` answers go on (and later ones do not wait)."""
+        self._hold = None
+        self._released.set()
+
+    def wait_held(self, n: int, timeout: float) -> bool:
+        """Block until ``n`` answers wait at once (held, ``slow`` or ``stall``); False if ``timeout`` passes first."""
+        with self._held:
+            return self._held.wait_for(lambda: self.waiting >= n, timeout)
+
+    def _wait_released(self) -> None:
+        with self._held:
+            self.waiting += 1
+            self._held.notify_all()
+        try:
+            self._released.wait(self.slow_seconds)
+        finally:
+            with self._held:
+                self.waiting -= 1
 
     def __enter__(self) -> "FaultServer":
         return self
@@ -107,6 +160,7 @@ def _words(text: str) -> list[str]:
 def _handler(server: FaultServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True   # each streamed event leaves at once, as from a real server
 
         def log_message(self, *args):  # quiet
             pass
@@ -122,14 +176,24 @@ def _handler(server: FaultServer):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             rule, fault = server.plan(body["prompt"])
-            server.log.append({"prompt": body["prompt"], "fault": fault, "body": body, "t": time.time()})
+            with server._lock:
+                server.log.append({"prompt": body["prompt"], "fault": fault, "body": body, "t": time.time()})
+                down = len(server.log) == server.down_at
+            if down:  # later connections are refused; the answers of the first down_at still go out
+                server.stop_listening()
+                server._down.set()
+            elif server.down_at is not None and not server._down.is_set():
+                server._down.wait(server.slow_seconds)   # no answer before the port is closed
+            held = server._hold
+            if held is not None and held in body["prompt"]:
+                server._wait_released()
             if fault in ("500", "502", "503", "429"):
                 return self._json(int(fault), {"error": {"message": f"injected {fault}"}})
             if fault == "context":
                 return self._json(400, {"error": {"message": "This model's maximum context length is 2048 tokens. "
                                                   "However, you requested 4096 tokens. Please reduce the length."}})
             if fault == "slow":
-                time.sleep(server.slow_seconds)
+                server._wait_released()
             text = rule.get("output", "")
             words = _words(text)
             limit = int(body.get("max_tokens") or len(words))
@@ -175,7 +239,7 @@ def _handler(server: FaultServer):
                 time.sleep(server.delay_per_token)
                 self._event({"choices": [{"index": 0, "text": word, "finish_reason": None}]})
                 if fault == "stall" and index == 0:
-                    time.sleep(server.slow_seconds)
+                    server._wait_released()
             self._event({"choices": [{"index": 0, "text": "", "finish_reason": finish}]})
             if usage:
                 self._event({"choices": [], "usage": usage})

@@ -25,6 +25,7 @@ Does not know: lm-eval's output layout (the tests read it), figures' layout.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import tempfile
@@ -39,6 +40,8 @@ from ..cache import CallCache
 from ..engine import Engine
 from ..modes import ModeParams, Sample
 from .fault_server import FaultServer
+
+OPENAI_LOGGER = "inftythink_eval.backends.openai"   # where the openai backend warns of each retry
 
 ENDINGS = ("retried", "answered", "sample failed", "run stopped")
 ANSWER = "one two three. four five"  # every healthy answer; the stop string "four" cuts it to "one two three. "
@@ -103,7 +106,10 @@ SERVER_FAULTS: dict[str, tuple[list[str], str]] = {
     "server stopped mid-run": ([], "run stopped"),
 }
 MID_RUN = ("server restarted mid-run", "server stopped mid-run")  # a second wave of requests meets the closed port
-RETRIES, BACKOFF, TIMEOUT, SLOW = 4, 0.05, 2.5, 5.0  # client settings, server stall (a loaded CPU can take 1 s to answer)
+# Client settings.  A read timeout is injected by a server that stalls until it is released, never by a slow
+# answer, so TIMEOUT only has to be far above any healthy answer's time on a loaded machine (milliseconds).
+RETRIES, BACKOFF, TIMEOUT = 4, 0.05, 10.0
+REFUSED_BEFORE_BACK = 2  # a restarted server listens again once the client has been refused this often
 
 
 def free_port() -> int:
@@ -173,12 +179,12 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
     n = 2 * n if name in MID_RUN else n
     samples = _samples(n)
     outcome = Outcome("server", name, ending="", injected=len(faults) or 1, samples=n)
-    server = None if name.startswith("connection refused") else FaultServer(rules, slow_seconds=SLOW)
+    # mid-run: the port closes when the first request arrives (no answer goes out before), so the requests
+    # after the first wave meet it; a restarted server listens again once the client was refused twice
+    server = (None if name.startswith("connection refused") else
+              FaultServer(rules, down_at=1 if name in MID_RUN else None))
     url = server.url if server else f"http://127.0.0.1:{free_port()}/v1"
-    if name in MID_RUN:  # down for 0.5 s (or for good) once the first request is in
-        server.delay_per_token = 0.05
-        down = 0.5 if name.startswith("server restarted") else None
-        threading.Thread(target=_restart_after_first_request, args=(server, down), daemon=True).start()
+    back = _BackWhenRefused(server, REFUSED_BEFORE_BACK) if name == "server restarted mid-run" else None
     start = time.time()
     try:
         traces, backend = _run(url, tokenizer, cache, samples)
@@ -190,8 +196,12 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
             server.close()
         traces = _resume(outcome, rules, tokenizer, cache, samples, int(url.rsplit(":", 1)[1].split("/")[0]))
     finally:
+        if back is not None:
+            back.remove()
         if server is not None:
             server.close()
+    if back is not None:
+        outcome.extra["refused"] = back.refused
     if server is not None and faults:
         outcome.injected = sum(1 for e in server.log if e["fault"])  # the faults that were met, not scripted
     outcome.failed = sum(1 for t in traces if t.final is not None and t.final.reason == "error")
@@ -205,11 +215,29 @@ def server_scenario(name: str, tokenizer: str, workdir: Optional[Path] = None, n
     return outcome
 
 
-def _restart_after_first_request(server: FaultServer, down: Optional[float]) -> None:
-    deadline = time.time() + 30
-    while not server.log and time.time() < deadline:
-        time.sleep(0.005)
-    server.close() if down is None else server.restart(down)
+class _BackWhenRefused(logging.Handler):
+    """Listens on the client's retry warnings: on the ``n``-th refused connection the server listens again.
+    It runs on the client's thread before that request's backoff, so its next attempt finds the port open:
+    the outage ends on the client's own failed attempts, not on a clock that retries must outlast."""
+
+    def __init__(self, server: FaultServer, n: int) -> None:
+        super().__init__(logging.WARNING)
+        self.server, self.n, self.refused = server, n, 0
+        self.logger = logging.getLogger(OPENAI_LOGGER)
+        self.level_before = self.logger.level
+        if not self.logger.isEnabledFor(logging.WARNING):   # the warnings are this handler's only signal
+            self.logger.setLevel(logging.WARNING)
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "ConnectError" in record.getMessage():
+            self.refused += 1
+            if self.refused == self.n:
+                self.server.listen_again()
+
+    def remove(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level_before)
 
 
 def _resume(outcome: Outcome, rules: list[dict], tokenizer: str, cache: Path, samples: list[Sample], port: int):
