@@ -251,3 +251,15 @@ def test_close_ends_a_running_batch_and_waits_for_the_engine_thread(smollm2, mon
             future.result(timeout=0)
     with pytest.raises(RuntimeError, match="closed"):
         backend.submit(Request(prompt, SamplingParams(max_tokens=2)))
+
+
+def test_a_stop_string_at_the_end_of_the_prompt_does_not_stop_the_row(hf, monkeypatch):
+    """Stop strings are matched in the generated text only: a chat prompt ends in "assistant\\n", and a "\\n"
+    stop once ended every such row at its first token. EOS is blocked, so only a stop in the output or the
+    token limit can end the row; the stop string here ends the prompt and is not in the output."""
+    gate_steps(monkeypatch, hf, hold_at=0, until=lambda: True)   # EOS blocked, no step held
+    prompt = hf.tokenizer.apply_chat_template([{"role": "user", "content": "Count from 1 to 20."}],
+                                              tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("assistant\n"), prompt
+    (out,) = generate_together(hf, [Request(prompt, SamplingParams(max_tokens=8, stop=("assistant\n",)))])
+    assert out.finish_reason == "length" and out.output_tokens == 8, out
