@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future
@@ -18,11 +20,16 @@ import pytest
 
 from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
+from inftythink_eval.data.segment import token_counter
 from inftythink_eval.data.summarize import BackendSummarizer, make_summarizer, parse_spec
-from inftythink_eval.templates import SUMMARY_INSTRUCTION, parse_round
+from inftythink_eval.templates import parse_round
 
 TESTS = Path(__file__).parent
 COLUMNS = Columns(question="question", solution=None, trace="trace", conclusion="answer")
+# PROTOCOL.md "Data construction" step 3, verbatim: written out here, not imported, so a drifted constant fails
+PROTOCOL_SUMMARY_INSTRUCTION = (
+    "Please list what you have achieved in your last response. Note that you should only output the summarization. "
+    "You should list all the key steps and important intermediate conclusion. Please list them with '*'.")
 
 
 class SeededScripted(ScriptedBackend):
@@ -30,10 +37,10 @@ class SeededScripted(ScriptedBackend):
 
     def __init__(self, finish_from: int = 0, **kw) -> None:
         super().__init__(**kw)
-        self.finish_from, self.seeds = finish_from, []
+        self.finish_from, self.params = finish_from, []
 
     def submit(self, request):
-        self.seeds.append(request.params.seed)
+        self.params.append(request.params)
         future = super().submit(request)
         if request.params.seed >= self.finish_from:
             return future
@@ -43,6 +50,8 @@ class SeededScripted(ScriptedBackend):
 
 
 def _rows(n: int = 12) -> list[dict]:
+    """Question i has 1 + i % 4 paragraphs of 10 words; with eta 8 words each paragraph is a span, so n rows
+    give sum(1 + i % 4) spans: 30 for 12 rows, 40 for 16, 60 for 24 (the counts the tests below expect)."""
     return [{"question": f"Question {i}?", "answer": f"Answer {i}.",
              "trace": "\n\n".join(f"Step {k} of problem {i} has some words in it." for k in range(1 + i % 4))}
             for i in range(n)]
@@ -61,12 +70,32 @@ def _load(out: Path, folder: str = "instances"):
     return datasets.load_dataset("parquet", data_files=str(out / folder / "*.parquet"), split="train")
 
 
-def run_build(out: str, source: str, script: str, call_log: str, shard: str = "0/1") -> None:
-    """Entry point of the subprocesses below (the scripted backend, 30 ms per request, one at a time)."""
+def run_build(out: str, source: str, script: str, call_log: str, shard: str = "0/1", stall_at: int = 0) -> None:
+    """Entry point of the subprocesses below (the scripted backend, 30 ms per request, one at a time).
+
+    ``stall_at`` > 0: the backend logs its ``stall_at``-th request, then hangs in it until the process is
+    killed, so the parent kills at a known point instead of racing the build's speed.
+    """
+    if stall_at:
+        serve_one, served = ScriptedBackend._one, itertools.count(1)
+
+        def one(self, request):
+            completion = serve_one(self, request)   # logs the request
+            if next(served) == stall_at:
+                threading.Event().wait()            # in flight forever
+            return completion
+
+        ScriptedBackend._one = one
     i, n = map(int, shard.split("/"))
     build(BuildConfig(source=source, out=out, eta=8, tokenizer="words", columns=COLUMNS, block_rows=2,
                       summarizer=f"scripted:script={script},call_log={call_log},max_batch=1,delay=0.03",
                       summary=SummaryConfig(n=2), shard=(i, n), rows_per_file=7, progress=False))
+
+
+def test_the_hand_counted_span_numbers_are_what_the_builders_tokenizer_counts():
+    """The sizes in ``_rows``'s docstring, counted by the builder's own ``words`` tokenizer."""
+    paragraphs = [p for row in _rows(24) for p in row["trace"].split("\n\n")]
+    assert len(paragraphs) == 60 and set(token_counter("words").count(paragraphs)) == {10}   # each over eta 8
 
 
 def test_instances_follow_the_protocol_and_parse_back(tmp_path):
@@ -75,7 +104,7 @@ def test_instances_follow_the_protocol_and_parse_back(tmp_path):
     report = build(BuildConfig(source="mem", out=str(tmp_path), eta=8, tokenizer="words", columns=COLUMNS,
                                progress=False), summarizer=BackendSummarizer(backend), rows=rows)
     ds = _load(tmp_path)
-    assert report["counts"]["traces_out"] == 12 and len(ds) == report["counts"]["instances_out"] == 30
+    assert report["counts"]["traces_out"] == 12 and len(ds) == report["counts"]["instances_out"] == 30  # _rows
     assert ds.column_names == ["uuid", "reasoning_index", "question", "history", "reasoning_process", "summary",
                                "conclusion", "messages"]
     by_uid: dict = {}
@@ -95,7 +124,7 @@ def test_instances_follow_the_protocol_and_parse_back(tmp_path):
         assert sum(r["summary"] is not None for r in group) == len(group)   # one summary per span
         assert all(b["history"] == a["summary"] for a, b in zip(group, group[1:]))
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    assert len(calls) == 30 and SUMMARY_INSTRUCTION in calls[0]["prompt"]
+    assert len(calls) == 30 and PROTOCOL_SUMMARY_INSTRUCTION in calls[0]["prompt"]
     assert len(_load(tmp_path, "vanilla")) == 12
 
 
@@ -105,9 +134,16 @@ def test_summary_prompt_is_cumulative_with_protocol_sampling(tmp_path):
     build(BuildConfig(source="mem", out=str(tmp_path), eta=8, tokenizer="words", columns=COLUMNS, progress=False),
           summarizer=BackendSummarizer(backend), rows=rows)
     prompts = [json.loads(l)["prompt"] for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    last = [p for p in prompts if "Question 3?" in p]
-    assert len(last) == 4 and "Step 0 of problem 3" in last[-1] and "Step 3 of problem 3" in last[-1]
-    assert "Step 1 of problem 3" not in last[0]
+    question, spans = rows[3]["question"], rows[3]["trace"].split("\n\n")
+    # the chat of span i: [user: question, assistant: spans 0..i joined by "\n\n", user: the instruction]
+    expected = [backend.apply_chat_template([{"role": "user", "content": question},
+                                             {"role": "assistant", "content": "\n\n".join(spans[:i + 1])},
+                                             {"role": "user", "content": PROTOCOL_SUMMARY_INSTRUCTION}])
+                for i in range(4)]
+    assert [p for p in prompts if question in p] == expected
+    # temperature 0.5, at most 2048 tokens; every first choice finishes, so only choice 0 (seed 0) is asked
+    assert len(backend.params) == 1 + 2 + 3 + 4
+    assert {(p.temperature, p.max_tokens, p.seed) for p in backend.params} == {(0.5, 2048, 0)}
 
 
 def test_first_finished_choice_is_kept_and_later_choices_asked_only_when_needed(tmp_path):
@@ -116,7 +152,7 @@ def test_first_finished_choice_is_kept_and_later_choices_asked_only_when_needed(
     report = build(BuildConfig(source="mem", out=str(tmp_path / "a"), eta=8, tokenizer="words", columns=COLUMNS,
                                summary=SummaryConfig(n=4, seed=0), progress=False),
                    summarizer=BackendSummarizer(backend), rows=rows)
-    assert sorted(Counter(backend.seeds).items()) == [(0, 6), (1, 6), (2, 6)]   # choice 3 never asked
+    assert sorted(Counter(p.seed for p in backend.params).items()) == [(0, 6), (1, 6), (2, 6)]   # choice 3 never asked
     assert report["counts"]["traces_out"] == 3
     backend = SeededScripted(finish_from=9, script=_script(rows))
     with pytest.raises(ValueError, match="no trace survived.*summary_unfinished"):
@@ -137,14 +173,19 @@ def test_rerun_takes_every_summary_from_the_cache(tmp_path):
     assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 30
 
 
-def _spawn(out: Path, source: Path, script: Path, log: Path, shard: str = "0/1") -> subprocess.Popen:
+def _spawn(out: Path, source: Path, script: Path, log: Path, shard: str = "0/1", stall_at: int = 0) -> subprocess.Popen:
     code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_data_build as t; "
-            f"t.run_build({str(out)!r}, {str(source)!r}, {str(script)!r}, {str(log)!r}, {shard!r})")
+            f"t.run_build({str(out)!r}, {str(source)!r}, {str(script)!r}, {str(log)!r}, {shard!r}, {stall_at})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _files(out: Path) -> dict:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*.parquet"))}
+
+
+def _lines(path: Path) -> int:
+    """Complete lines of a file that another process appends to (0 before it exists)."""
+    return path.read_text(encoding="utf-8").count("\n") if path.exists() else 0
 
 
 def test_sigkill_mid_build_then_rerun_is_byte_identical_and_asks_each_summary_once(tmp_path):
@@ -153,24 +194,26 @@ def test_sigkill_mid_build_then_rerun_is_byte_identical_and_asks_each_summary_on
     script = tmp_path / "script.json"
     script.write_text(json.dumps(_script(rows)))
     killed_log, clean_log = tmp_path / "killed.jsonl", tmp_path / "clean.jsonl"
-    proc = _spawn(tmp_path / "resumed", source, script, killed_log)
-    deadline = time.monotonic() + 120
-    while (not killed_log.exists() or len(killed_log.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+    proc = _spawn(tmp_path / "resumed", source, script, killed_log, stall_at=21)
+    cache = tmp_path / "resumed" / "cache" / "summaries-00000-of-00001.jsonl"
+    # kill in a known state: 20 summaries recorded in the cache, the 21st asked and in flight (it never returns)
+    deadline = time.monotonic() + 300   # bounds a hang, not the build's speed
+    while not (_lines(killed_log) == 21 and _lines(cache) == 20):
         assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.01)
+        assert time.monotonic() < deadline, f"not stalled: {_lines(killed_log)} asked, {_lines(cache)} cached"
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = len(killed_log.read_text().splitlines())
-    assert 20 <= before < 60 and not (tmp_path / "resumed" / "stats.json").exists()
+    assert _lines(killed_log) == 21 and not (tmp_path / "resumed" / "stats.json").exists()
     for out, log in ((tmp_path / "resumed", killed_log), (tmp_path / "clean", clean_log)):
         proc = _spawn(out, source, script, log)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
     assert _files(tmp_path / "resumed") == _files(tmp_path / "clean") != {}
     asked = Counter(json.loads(l)["prompt"] for l in killed_log.read_text().splitlines())
     once = Counter(json.loads(l)["prompt"] for l in clean_log.read_text().splitlines())
-    assert sum(once.values()) == 60 and set(asked) == set(once)
+    assert sum(once.values()) == 60 and set(asked) == set(once)   # one summary per span (_rows)
     extra = asked - once
-    assert sum(extra.values()) <= 1   # at most the one request in flight at the kill (max_batch=1) is re-asked
+    assert sum(extra.values()) == 1   # exactly the request in flight at the kill is asked again; cached ones are not
 
 
 def test_shards_cover_the_source_and_merge(tmp_path):
@@ -231,26 +274,40 @@ def test_summarizer_specs():
         parse_spec("hf:pretrained")
 
 
-class Stamped(ScriptedBackend):
-    """The scripted backend's imitated engine (``delay`` per request, ``max_batch`` slots), keeping every future."""
+class Gated(ScriptedBackend):
+    """Answers nothing until ``expected`` requests are in.
 
-    def __init__(self, **kw) -> None:
+    A builder that waited for one answer before asking the rest would stall here; the 120 s bound only
+    ends that hang: the gate then opens for good and the answer held so long is recorded in ``early``.
+    """
+
+    def __init__(self, expected: int, **kw) -> None:
         super().__init__(**kw)
-        self.futures = []
+        self.expected, self.requests, self.all_in, self.early = expected, 0, threading.Event(), []
 
     def submit(self, request):
-        self.futures.append(super().submit(request))
-        return self.futures[-1]
+        answer, held = super().submit(request), Future()
+        self.requests += 1
+        if self.requests == self.expected:
+            self.all_in.set()
+
+        def release() -> None:
+            if not self.all_in.wait(120):
+                self.early.append(request.prompt)
+                self.all_in.set()
+            held.set_result(answer.result())
+
+        threading.Thread(target=release, daemon=True).start()
+        return held
 
 
-def test_a_round_of_requests_goes_to_the_backend_at_once_and_the_backend_batches_it(tmp_path):
+def test_a_round_of_requests_goes_to_the_backend_at_once_and_gives_the_files_of_a_serial_run(tmp_path):
     rows = _rows(16)
-    backend = Stamped(script=_script(rows), max_batch=8, delay=0.2)
+    backend = Gated(expected=40, script=_script(rows))   # 40 spans (_rows): one summary request each
     report = build(BuildConfig(source="mem", out=str(tmp_path / "a"), eta=8, tokenizer="words", columns=COLUMNS,
                                progress=False), summarizer=BackendSummarizer(backend), rows=rows)
-    done = [f.result() for f in backend.futures]
-    assert report["counts"]["summaries_asked"] == 40 == len(done)
-    assert max(c.submitted for c in done) < min(c.finished for c in done), "every request is in before any is done"
+    assert report["counts"]["summaries_asked"] == 40 == backend.requests
+    assert backend.early == [], "every request must be in before any answer is needed"
     serial = build(BuildConfig(source="mem", out=str(tmp_path / "b"), eta=8, tokenizer="words", columns=COLUMNS,
                                progress=False), summarizer=BackendSummarizer(ScriptedBackend(script=_script(rows))),
                    rows=rows)

@@ -18,6 +18,7 @@ import pytest
 
 from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
+from inftythink_eval.data.segment import token_counter
 from inftythink_eval.data.summarize import BackendSummarizer
 from inftythink_eval.templates_plus import (CONCLUSION, CONTINUE_INSTRUCTION, DEFAULT_PLUS_ETA, SUMMARY,
                                             SUMMARY_PROMPT_FIRST, SUMMARY_PROMPT_LATER, parse_iteration,
@@ -28,7 +29,8 @@ UNFINISHED = {"text": "* a summary that runs out of tok", "finish_reason": "leng
 
 
 def _rows(n: int = 6) -> list[dict]:
-    """Question i has 1 + i % 4 paragraphs of 9 words: with eta 8 words, one span per paragraph."""
+    """Question i has 1 + i % 4 paragraphs of 10 words: with eta 8 words, one span per paragraph (so 6 rows
+    give 1+2+3+4+1+2 = 13 instances, and 13 - 6 = 7 summaries: a trace's final span gets none)."""
     return [{"question": f"Question {i}?", "answer": f"Answer {i}.",
              "trace": "\n\n".join(f"Step {k} of problem {i} has some words in it." for k in range(1 + i % 4))}
             for i in range(n)]
@@ -65,6 +67,11 @@ def _load(out: Path, folder: str = "instances") -> list[dict]:
 
 def _calls(out: Path) -> list[str]:
     return [json.loads(line)["prompt"] for line in (out.parent / f"{out.name}-calls.jsonl").read_text().splitlines()]
+
+
+def test_the_hand_counted_sizes_are_what_the_builders_tokenizer_counts():
+    paragraphs = [p for row in _rows() for p in row["trace"].split("\n\n")]
+    assert len(paragraphs) == 13 and set(token_counter("words").count(paragraphs)) == {10}   # each over eta 8
 
 
 def test_rows_are_cold_start_chats_with_history_in_the_assistant_turn(tmp_path):
@@ -187,7 +194,7 @@ def test_cli_format_plus_with_a_scripted_summarizer(tmp_path):
     assert all(r["messages"][0] == {"role": "user", "content": r["question"]} for r in _load(tmp_path / "out"))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)   # bounds a hang: ~100 s measured on 2 cores under a heavy load
 def test_smollm2_on_a_short_trace_keeps_a_finished_summary_or_drops_the_trace_after_its_tries(tmp_path):
     """The real model on the hf backend: the recipe's first-span chat through SmolLM2's chat template.
     SmolLM2-135M rarely ends a summary of these prompts within a few dozen tokens (measured: 0 of 8
@@ -199,6 +206,8 @@ def test_smollm2_on_a_short_trace_keeps_a_finished_summary_or_drops_the_trace_af
              "Pair them: 1 and 10, 2 and 9, 3 and 8, 4 and 7, 5 and 6; five pairs of 11, so the total is 55.")
     rows = [{"question": "What is 1 + 2 + ... + 10?", "trace": trace, "answer": "The answer is 55."}]
     folder = str(smollm2_folder())
+    # each paragraph is over eta 10 SmolLM2 tokens, so each is a span: two spans, one summary chat
+    assert min(token_counter(folder).count(trace.split("\n\n"))) > 10
     config = _config(tmp_path / "out", tokenizer=folder, eta=10, summarizer=f"hf:pretrained={folder},batch_size=2",
                      summary=SummaryConfig.for_format("plus", max_tokens=24, n=2))
     try:

@@ -44,6 +44,7 @@ def test_official_never_merges_the_first_paragraph_and_non_latin_merges_everythi
 
 def test_official_keeps_the_paragraph_that_crosses_eta():
     # lengths in words: 3, 3, 3 with eta 5: 3+3 = 6 > 5 closes the span WITH the crossing paragraph
+    assert token_counter("words").count(["A b c.", "D e f.", "G h i."]) == [3, 3, 3]
     result = official("A b c.\n\nD e f.\n\nG h i.", eta=5)
     assert result.spans == ("A b c.\n\nD e f.", "G h i.")
     assert result.span_tokens == (6, 3)
@@ -63,9 +64,20 @@ def test_official_oversized_paragraph_alone_when_it_opens_a_span_else_it_closes_
     assert len(result.spans) == 2 and result.spans[0].startswith("A.\n\nB w")
 
 
-def test_official_counts_merged_paragraphs_without_joiners():
+def test_official_counts_paragraphs_without_the_joiners_between_them():
+    """A span's count is the sum of its paragraphs' counts: the "\\n\\n" joining them is not counted.  The
+    SmolLM2 tokenizer gives the joiner tokens of its own; the words tokenizer folds it into the next word, so
+    it could not tell."""
+    folder = str(smollm2_folder())
+    counter = token_counter(folder)
+    (result,) = segment_batch([Trace("u", "Q", "A b c.\n\nD e f.", "C")], SegmentSpec("official", 100, folder))
+    paragraphs = counter.count(["A b c.", "D e f."])
+    assert result.spans == ("A b c.\n\nD e f.",) and result.span_tokens == (sum(paragraphs),)
+    assert counter.count(list(result.spans))[0] > sum(paragraphs), "the joiner has tokens of its own"
+    # a lower-case paragraph merges into the previous one: one paragraph, counted as a whole (4 words)
     result = official("A b.\n\nc d.", eta=100)
     assert result.spans == ("A b.\n\nc d.",) and result.span_tokens == (4,)
+    assert token_counter("words").count(list(result.spans)) == [4]
 
 
 def test_official_optional_paragraph_limit_drops_and_empty_trace_drops():

@@ -127,6 +127,6 @@ def test_unreachable_hub_id_is_a_clear_error(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "data", "build", "--source",
                            "open-r1/OpenR1-Math-220k", "--preset", "openr1", "--out", str(tmp_path), "--tokenizer",
-                           "words", "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
+                           "words", "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
     assert "cannot load hub dataset 'open-r1/OpenR1-Math-220k'" in proc.stderr and "local .jsonl/.parquet" in proc.stderr

@@ -31,9 +31,13 @@ def test_compare_on_the_real_model_prints_both_modes_and_stores_both_runs():
     for record in stored:  # real lm-eval outputs of a real model, two modes, two tasks: every field filled
         assert_complete(record)
         assert record.model == "smollm2-135m-instruct" and record.engine.startswith("hf")
-        assert record.tok and record.tok > 0 and record.lat and record.lat > 0
-    vanilla = [r for r in stored if r.mode == "vanilla"]
-    assert all(r.rounds == 1 for r in vanilla) and all(r.mode_params or r.mode == "vanilla" for r in stored)
+        (sample,) = record.samples   # --limit 1: the record's means are this sample's values
+        assert (record.tok, record.lat, record.rounds) == (sample["tok"], sample["lat"], sample["rounds"])
+        assert sample["tok"] >= 1 and sample["lat"] > 0
+        if record.mode == "vanilla":   # one generation of at most max_gen_toks=20
+            assert record.rounds == 1 and record.tok <= 20 and record.mode_params == {}
+        else:                          # max_rounds=2 (REAL_ARGS), as the run recorded it
+            assert 1 <= record.rounds <= 2 and record.mode_params["max_rounds"] == 2
     assert {r.record_id for r in stored} == {r.record_id for r in import_path(out)}  # the store holds exactly these runs
 
 

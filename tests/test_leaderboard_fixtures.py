@@ -77,20 +77,27 @@ def questions(bench: str) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+def round_outputs(answer: str, think_words: int) -> tuple[str, str]:
+    """(summary round, final round) of the scripted model: native mode writes both, vanilla only the final."""
+    think = " ".join(["step"] * think_words)
+    return (f"<think>\n{think}\n</think>\n<summary>\n* half way\n</summary>",
+            f"<think>\n{think}\n</think>The answer is {answer}.")
+
+
 def write_script(name: str, wrong: tuple = (), verbose: tuple = ()) -> Path:
     """A scripted 'model' folder: it answers every question right, except benches in ``wrong``;
-    for benches in ``verbose`` it thinks ten times longer.  Native mode: round 1 writes a summary,
-    round 2 concludes; vanilla mode: one output with the conclusion."""
+    for benches in ``verbose`` it thinks ten times longer (200 words, not 20).  Native mode: round 1
+    writes a summary, round 2 concludes; vanilla mode: one output with the conclusion."""
     folder = WORK / name
     folder.mkdir()
     rules = []
     for bench in BENCHES:
         for q in questions(bench):
             answer = "no idea" if bench in wrong else str(q["answer"]).lstrip("0")
-            think = " ".join(["step"] * (200 if bench in verbose else 20))
-            tail, final = q["problem"][-60:], f"<think>\n{think}\n</think>The answer is {answer}."
+            summary, final = round_outputs(answer, 200 if bench in verbose else 20)
+            tail = q["problem"][-60:]
             rules.append({"match": tail + "Assistant:<history>", "output": final})  # inftythink round 2
-            rules.append({"match": tail + "Assistant:", "output": f"<think>\n{think}\n</think>\n<summary>\n* half way\n</summary>"})
+            rules.append({"match": tail + "Assistant:", "output": summary})
             rules.append({"match": tail, "output": final})  # vanilla: the bare question
     (folder / "script.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rules))
     return folder

@@ -9,10 +9,11 @@ from dataclasses import fields
 
 import pytest
 
+from inftythink_eval.backends.scripted import word_tokens
 from inftythink_eval.leaderboard.ingest import import_path
 from inftythink_eval.leaderboard.records import Record
 from inftythink_eval.leaderboard.sidecars import IngestError
-from test_leaderboard_fixtures import REPO, copy_of, scripted_two_modes
+from test_leaderboard_fixtures import REPO, copy_of, round_outputs, scripted_two_modes
 
 OPTIONAL_EMPTY = {"limit", "concurrency", "throughput", "pass_at_k", "maj_at_k", "seeds", "format_fail", "truncated",
                   "inftythink_version", "mode_params"}   # mode_params: a mode records only its own (vanilla has none)
@@ -45,7 +46,10 @@ def test_scripted_runs_import_with_every_field_and_exact_counts():
         assert_complete(record)
         assert record.acc == 1.0 and record.n_questions == 4 and record.samples_per_question == 1
         assert record.model == "scripted-good" and record.engine.startswith("scripted")
-    # word tokens: vanilla "<think> step*20 </think>The answer is N." = 25; the native summary round adds 27
+    # TOK in the scripted backend's word tokens: vanilla "<think> step*20 </think>The answer is N." = 25; the
+    # native summary round adds 27 (counted by hand, and here by that tokenizer on the script's own outputs)
+    summary, final = round_outputs("5", 20)
+    assert (len(word_tokens(final)), len(word_tokens(summary))) == (25, 27)
     assert records["vanilla", "lbt_aime24"].tok == 25 and records["inftythink", "lbt_aime24"].tok == 52
     assert records["vanilla", "lbt_aime24"].rounds == 1 and records["inftythink", "lbt_aime24"].rounds == 2
     native = records["inftythink", "lbt_aime24"]

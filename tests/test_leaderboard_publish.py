@@ -24,7 +24,7 @@ def publish(tmp_path, *args, env=None):
     lb = site(tmp_path)
     cmd = [sys.executable, "-m", "inftythink_eval.cli", "leaderboard", "--store", str(lb / "results"), "--out", str(lb),
            "publish", "--repo", "someone/inftythink-leaderboard", *args]
-    return lb, subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    return lb, subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def test_dry_run_lists_exactly_what_would_be_uploaded(tmp_path):
@@ -50,5 +50,5 @@ def test_unreachable_hub_fails_with_a_clear_message(tmp_path):
 def test_nothing_to_publish_is_a_clear_error(tmp_path):
     cmd = [sys.executable, "-m", "inftythink_eval.cli", "leaderboard", "--store", str(tmp_path / "none"), "--out",
            str(tmp_path / "none"), "publish", "--repo", "a/b", "--dry-run"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "nothing to publish" in proc.stderr

@@ -6,10 +6,11 @@ import shutil
 import subprocess
 import sys
 
+from inftythink_eval.backends.scripted import word_tokens
 from inftythink_eval.leaderboard.ingest import import_path
 from inftythink_eval.leaderboard.regress import Gates, check
 from inftythink_eval.leaderboard.store import Store
-from test_leaderboard_fixtures import REPO, make_record, scripted_degraded, scripted_two_modes, task_dir
+from test_leaderboard_fixtures import REPO, make_record, round_outputs, scripted_degraded, scripted_two_modes, task_dir
 
 
 def verdicts(base, fresh, gates=Gates()):
@@ -62,7 +63,9 @@ def test_regress_cli_flags_an_accuracy_drop_and_a_token_blow_up(tmp_path):
     acc_math = next(l for l in math.splitlines() if l.strip().startswith("ACC"))
     tok_aime = next(l for l in aime.splitlines() if l.strip().startswith("TOK"))
     assert "100.0%" in acc_math and "0.0%" in acc_math and "REGRESSION" in acc_math
-    assert "+692.3%" in tok_aime and "REGRESSION" in tok_aime  # 412 vs 52 word tokens
+    # 412 vs 52 word tokens: the summary and final rounds with 200 thinking words, then with 20
+    assert [sum(len(word_tokens(o)) for o in round_outputs("5", n)) for n in (200, 20)] == [412, 52]
+    assert "+692.3%" in tok_aime and "REGRESSION" in tok_aime
     assert "RESULT: FAIL: 2 regression(s) in 2 comparison(s)" in report
 
 

@@ -70,15 +70,22 @@ def test_depth_curve_draws_acc_and_tok_by_depth(records):
     assert [plots.marker(m) for m in ("vanilla", "inftythink", "summarize", "delethink")] == ["o", "s", "^", "D"]
 
 
-def test_plots_draw_from_traces(records):
-    for name, (_title, draw) in plots.PLOTS.items():
-        if name == "depth-curve":
-            continue  # needs the synthetic depth tasks: test_depth_curve_draws_acc_and_tok_by_depth
-        svg = draw(records)
-        assert svg and svg.startswith("<svg"), name
+def test_plots_draw_every_record_they_are_given(records):
+    """Every plot of the page names each record it draws (its SVG keeps text as text); the depth curve has no
+    depth task here (test_depth_curve_draws_acc_and_tok_by_depth)."""
+    assert set(plots.PLOTS) == {"depth-curve", "acc-vs-tok", "accuracy-by-round", "sawtooth", "distributions"}
+    texts = {name: set(re.findall(r"<text[^>]*>([^<]*)</text>", draw(records) or ""))
+             for name, (_title, draw) in plots.PLOTS.items()}
+    by_task = {f"{r.model} · {r.mode} · {r.task}" for r in records}
+    assert texts["acc-vs-tok"] >= {f"{r.model} · {r.mode}" for r in records} | {r.task for r in records}
+    assert texts["accuracy-by-round"] >= by_task and texts["distributions"] >= by_task
     pair = plots.sawtooth_pair(records)
-    assert [r.mode for r in pair] == ["vanilla", "inftythink"]
-    assert plots.sawtooth([r for r in records if not r.sawtooth]) is None  # no traces: the page says so instead
+    assert [r.mode for r in pair] == ["vanilla", "inftythink"] and pair[0].task == pair[1].task
+    assert texts["sawtooth"] >= {f"Sawtooth: one sample of {pair[-1].task}, {pair[-1].model}",
+                                 *(f"{r.mode} (doc {r.sawtooth['doc_id']})" for r in pair)}
+    assert texts["depth-curve"] == set()
+    untraced = [dataclasses.replace(r, sawtooth={}) for r in records]
+    assert plots.sawtooth(untraced) is None  # no traces: the page says so instead
 
 
 def chromium(url, tmp_path):

@@ -4,7 +4,8 @@ Data: the dataset builder's ``--format plus`` output of the synthetic task.  Ass
 -100 over exactly the prompt and the ``<history>…</history>`` span and equal the ids elsewhere, that
 the loss sends no gradient to the logits that predict history tokens (while the same batch with the
 history unmasked does), that the prompt is the evaluator's (chat template, ``<think>`` opener cut),
-and that a tiny model trains and saves.
+and that a tiny model trains and saves.  Expected texts are spelled out from PROTOCOL_PLUS.md in this
+file (``plus_texts``), not built with ``templates_plus``, so a format that drifts fails here.
 """
 
 import json
@@ -54,39 +55,52 @@ def trainer_and_batch(plus_data, tmp_path_factory):
     return trainer, next(iter(trainer.get_train_dataloader()))
 
 
-def _samples(trainer, batch):
-    """(ids, labels) of every packed sample of the batch (position ids restart at 0 for each)."""
-    pad = trainer.processing_class.pad_token_id
+def plus_texts(row: dict) -> tuple[str, str]:
+    """(untrained, trained) text of one cold-start row under the tiny model's chat template (eos not included).
+
+    The assistant turn is written out from ../shared/PROTOCOL_PLUS.md ("Format differs from v1"), not imported
+    from ``templates_plus``: ``<history>\n{S}\n</history>`` (absent in the first iteration; loss weight 0), then
+    ``<think>\n{reasoning}\n</think>``, then ``<summary>\n{S}\n</summary>`` or ``\n{conclusion}\n``.  The chat
+    template around it is the scratch model's own (``<|user|>{q}<|assistant|>``, ours, not a protocol string).
+    """
+    untrained = f"<|user|>{row['question']}<|assistant|>"
+    if row["history"] is not None:
+        untrained += f"<history>\n{row['history']}\n</history>"
+    trained = f"<think>\n{row['reasoning_process']}\n</think>"
+    if row["conclusion"] is not None:
+        return untrained, trained + f"\n{row['conclusion']}\n"
+    return untrained, trained + f"<summary>\n{row['summary']}\n</summary>"
+
+
+def _samples(trainer, batch, data):
+    """(batch row, start, ids, labels, source row, untrained length) of every packed sample of the batch
+    (position ids restart at 0 for each); each sample must be, token for token, one row of ``data``."""
+    tok = trainer.processing_class
+    ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    instances = {}
+    for line in data.read_text().splitlines():
+        row = json.loads(line)
+        untrained, trained = plus_texts(row)
+        instances[tuple(ids_of(untrained) + ids_of(trained) + [tok.eos_token_id])] = row, len(ids_of(untrained))
     for r in range(batch["input_ids"].shape[0]):
         ids, labels, pos = (batch[k][r].tolist() for k in ("input_ids", "labels", "position_ids"))
         n = len(ids)
-        while n and ids[n - 1] == pad and pos[n - 1] == 0:
+        while n and ids[n - 1] == tok.pad_token_id and pos[n - 1] == 0:
             n -= 1
         starts = [i for i, p in enumerate(pos[:n]) if p == 0] + [n]
         for s, e in zip(starts, starts[1:]):
-            yield r, s, ids[s:e], labels[s:e]
+            assert tuple(ids[s:e]) in instances, f"not a cold-start row of the data: {tok.decode(ids[s:e])!r}"
+            yield (r, s, ids[s:e], labels[s:e], *instances[tuple(ids[s:e])])
 
 
-def _untrained_prefix(tok, ids) -> int:
-    """Tokens up to and including ``</history>`` (round > 1) or the assistant header (round 1)."""
-    text = tok.decode(ids)
-    cut = text.index("</history>") + len("</history>") if "</history>" in text else text.index("<think>")
-    return len(tok(text[:cut], add_special_tokens=False)["input_ids"])
-
-
-def test_labels_are_masked_over_exactly_the_prompt_and_the_history_span(trainer_and_batch):
+def test_labels_are_masked_over_exactly_the_prompt_and_the_history_span(trainer_and_batch, plus_data):
     trainer, batch = trainer_and_batch
-    tok = trainer.processing_class
-    seen_history = 0
-    for _, _, ids, labels in _samples(trainer, batch):
-        text = tok.decode(ids)
-        assert text.startswith("<|user|>x0=") and "<|assistant|>" in text
-        cut = _untrained_prefix(tok, ids)
-        seen_history += "<history>\n" in text
-        assert all(v == -100 for v in labels[:cut]), "prompt and history tokens carry no loss"
+    with_history = 0
+    for _, _, ids, labels, row, cut in _samples(trainer, batch, plus_data):
+        assert labels[:cut] == [-100] * cut, "prompt and history tokens carry no loss"
         assert labels[cut:] == ids[cut:], "every token after </history> (think, summary/conclusion, eos) is trained"
-        assert tok.decode(ids[cut:cut + 7]) == "<think>" and ids[-1] == tok.eos_token_id
-    assert seen_history >= 2, "the batch must hold rounds with a history span"
+        with_history += row["history"] is not None
+    assert with_history >= 2, "the batch must hold rounds with a history span"
 
 
 def _logit_grads(model, batch, labels):
@@ -101,7 +115,7 @@ def _logit_grads(model, batch, labels):
     return logits.grad.abs().sum(-1), loss.item()
 
 
-def test_history_tokens_get_no_gradient_and_unmasking_them_would_change_the_loss(trainer_and_batch):
+def test_history_tokens_get_no_gradient_and_unmasking_them_would_change_the_loss(trainer_and_batch, plus_data):
     trainer, batch = trainer_and_batch
     model = trainer.model.train()
     torch.manual_seed(0)
@@ -111,15 +125,13 @@ def test_history_tokens_get_no_gradient_and_unmasking_them_would_change_the_loss
     assert math.isclose(loss, recipe_loss, rel_tol=1e-5), "the hand-computed loss is the recipe's loss"
     unmasked = batch["labels"].clone()
     history_positions = []
-    for r, start, ids, labels in _samples(trainer, batch):
-        text = tok.decode(ids)
-        if "<history>" not in text:
-            continue
-        h0 = len(tok(text[:text.index("<history>")], add_special_tokens=False)["input_ids"])
-        h1 = _untrained_prefix(tok, ids)
+    with_history = [(r, start, row, cut) for r, start, _, _, row, cut in _samples(trainer, batch, plus_data)
+                    if row["history"] is not None]
+    assert len(with_history) >= 2, "the batch must hold rounds with a history span"
+    for r, start, row, h1 in with_history:
+        h0 = len(tok(f"<|user|>{row['question']}<|assistant|>", add_special_tokens=False)["input_ids"])
         history_positions += [(r, start + t) for t in range(h0, h1)]
         unmasked[r, start + h0:start + h1] = batch["input_ids"][r, start + h0:start + h1]
-    assert history_positions
     # the logits at t-1 predict token t: no gradient reaches a prediction of a history token
     assert all(grads[r, t - 1].item() == 0.0 for r, t in history_positions)
     assert grads.sum().item() > 0, "target tokens do get gradient"
@@ -132,21 +144,27 @@ def test_prompt_is_the_evaluators_chat_template_prompt_with_the_think_opener_cut
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(smollm2)
-    row = {"messages": training_messages("What is 2+2?", "2+2=4", history="* added", summary="* 4")}
+    # a later iteration's row, spelled out from PROTOCOL_PLUS.md: user = the question, assistant =
+    # <history>\n{S}\n</history><think>\n{reasoning}\n</think><summary>\n{S'}\n</summary>
+    reply = "<history>\n* added\n</history><think>\n2+2=4\n</think><summary>\n* 4\n</summary>"
+    row = {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": reply}]}
+    assert training_messages("What is 2+2?", "2+2=4", history="* added", summary="* 4") == row["messages"]
+    # SmolLM2-135M-Instruct's own chat template renders its default system turn before the question
+    prompt = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+              "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
     ex = sft.to_chat_example(row, tok)
     masked = [i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if not m]
     trained = [i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if m]
-    prompt = tok.apply_chat_template(row["messages"][:1], add_generation_prompt=True, tokenize=False)
     assert tok.decode(masked) == prompt + "<history>\n* added\n</history>"
-    assert tok.decode(trained) == "<think>\n2+2=4\n</think><summary>\n* 4\n</summary>" + tok.eos_token
+    assert tok.decode(trained) == "<think>\n2+2=4\n</think><summary>\n* 4\n</summary><|im_end|>"  # eos: <|im_end|>
     header = "{{ '<|im_start|>assistant\n' }}"
     assert header in tok.chat_template
     tok.chat_template = tok.chat_template.replace(header, "{{ '<|im_start|>assistant\n<think>\n' }}")
     opened = tok.apply_chat_template(row["messages"][:1], add_generation_prompt=True, tokenize=False)
-    assert opened.endswith("<think>\n"), "the R1-distill-style template opens <think> itself"
+    assert opened == prompt + "<think>\n", "the R1-distill-style template opens <think> itself"
     ex = sft.to_chat_example(row, tok)
     masked = tok.decode([i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if not m])
-    assert masked == opened[: -len("<think>\n")] + "<history>\n* added\n</history>"
+    assert masked == prompt + "<history>\n* added\n</history>", "the opener is cut: the history follows the header"
 
 
 def test_v1_rows_and_rows_without_an_assistant_turn_are_clear_errors():

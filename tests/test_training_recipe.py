@@ -1,13 +1,15 @@
 """The SFT recipe on CPU: a tiny random Llama trained on the dataset builder's output of the synthetic task.
 
-Asserts what the recipe promises: loss on targets only (prompt positions masked), packing with position
-ids reset per sample and no attention across packed samples, a finite loss that falls on a repeated
-batch, and resume that continues the step count and the optimizer state.
+Asserts what the recipe promises: every packed sample is a protocol instance of the data, byte for byte
+(PROTOCOL.md's templates, spelled out in this file), with loss on its target only (the prompt masked),
+packing with position ids reset per sample and no attention across packed samples, a finite loss that falls
+on a repeated batch, and resume that continues the step count and the optimizer state.
 """
 
 import importlib.util
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,21 @@ def _rows(trainer, batch):
         yield r, ids, batch["labels"][r].tolist(), pos, _segments(pos, ids, pad)
 
 
+def protocol_pair(row: dict) -> tuple[str, str]:
+    """(prompt, target) of one released-schema row, written out from ../shared/PROTOCOL.md ("Instances").
+
+    Spelled out here, not imported from ``inftythink_eval.templates``: a template that drifts from the
+    protocol must fail these tests, not move their expectation with it.
+    """
+    prompt = f"User:{row['question']}Assistant:"
+    if row["history"] is not None:
+        prompt += f"<history>{row['history']}</history>"
+    target = f"<think>\n{row['reasoning_process']}\n</think>"
+    if row["conclusion"] is not None:
+        return prompt, target + row["conclusion"]
+    return prompt, target + f"\n<summary>\n{row['summary']}\n</summary>"
+
+
 def test_packed_batch_resets_position_ids_per_sample(trainer_and_batch):
     trainer, batch, layout = trainer_and_batch
     if layout == "flat":
@@ -89,18 +106,26 @@ def test_packed_batch_resets_position_ids_per_sample(trainer_and_batch):
             assert pos[start:end] == list(range(end - start))
 
 
-def test_prompt_positions_are_masked_out_of_the_labels(trainer_and_batch):
+def test_each_packed_sample_is_a_protocol_instance_with_exactly_its_prompt_masked(trainer_and_batch, data_dir):
     trainer, batch, _ = trainer_and_batch
     tok = trainer.processing_class
+    ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    # ids of prompt + target + eos (each target ends with eos, so the model learns to stop) -> prompt length
+    instances = {}
+    for line in (data_dir / "inftythink.jsonl").read_text().splitlines():
+        prompt, target = protocol_pair(json.loads(line))
+        instances[tuple(ids_of(prompt) + ids_of(target) + [tok.eos_token_id])] = len(ids_of(prompt))
+    packed = 0
     for _, ids, labels, _, segs in _rows(trainer, batch):
         for start, end in segs:
-            text = tok.decode(ids[start:end])
-            prompt_len = len(tok(text[: text.index("<think>")], add_special_tokens=False)["input_ids"])
-            assert text.startswith("User:x0=") and prompt_len > 0
-            assert all(v == -100 for v in labels[start:start + prompt_len]), "prompt tokens must not be trained on"
-            assert labels[start + prompt_len:end] == ids[start + prompt_len:end], "every target token is trained on"
-            assert ids[end - 1] == tok.eos_token_id, "each target ends with eos, so the model learns to stop"
+            sample = tuple(ids[start:end])
+            assert sample in instances, f"not a protocol instance of the data: {tok.decode(sample)!r}"
+            cut = start + instances[sample]
+            assert labels[start:cut] == [-100] * (cut - start), "prompt tokens must not be trained on"
+            assert labels[cut:end] == ids[cut:end], "every target token (eos included) is trained on"
+            packed += 1
         assert all(v == -100 for v in labels[segs[-1][1]:]), "padding is never trained on"
+    assert packed >= 3, "several samples are packed"
 
 
 def test_packed_samples_do_not_attend_to_each_other(trainer_and_batch):
@@ -142,15 +167,22 @@ def test_two_steps_then_resume_continues_steps_and_optimizer_state(data_dir, tmp
 
 
 def test_vanilla_rows_and_released_schema_rows_convert_with_the_protocol_templates(data_dir):
-    rows = sft.read_rows([data_dir / "vanilla.jsonl"])
-    assert rows[0]["prompt"].startswith("User:x0=") and rows[0]["prompt"].endswith("Assistant:")
-    assert rows[0]["completion"].startswith("<think>\nR") and "\n</think>" in rows[0]["completion"]
+    from inftythink_eval import synthetic
+
+    # vanilla.jsonl: build_data draws --vanilla-questions problems (seed + 1) over the depths that fit the window;
+    # each is the protocol's n = 1 instance, User:{Q}Assistant: -> <think>\n{trace}\n</think>{conclusion}
+    summary = json.loads((data_dir / "data_summary.json").read_text())
+    problems = synthetic.problems(range(1, summary["vanilla_max_depth"] + 1), summary["vanilla_questions"],
+                                  seed=summary["seed"] + 1)
+    expected = [{"prompt": f"User:{p.question}Assistant:", "completion": f"<think>\n{p.trace()}\n</think>{p.answer}"}
+                for p in problems]
+    assert sft.read_rows([data_dir / "vanilla.jsonl"]) == expected and len(expected) == 8
     final = sft.to_prompt_completion({"question": "q", "history": "h", "reasoning_process": "r",
                                       "summary": "s", "conclusion": "42"})
     assert final == {"prompt": "User:qAssistant:<history>h</history>", "completion": "<think>\nr\n</think>42"}
-    middle = sft.to_prompt_completion({"question": "q", "history": None, "reasoning_process": "r",
-                                       "summary": "s", "conclusion": None})
-    assert middle["completion"] == "<think>\nr\n</think>\n<summary>\ns\n</summary>"
+    first = sft.to_prompt_completion({"question": "q", "history": None, "reasoning_process": "r",
+                                      "summary": "s", "conclusion": None})
+    assert first == {"prompt": "User:qAssistant:", "completion": "<think>\nr\n</think>\n<summary>\ns\n</summary>"}
     with pytest.raises(ConfigError, match="expected prompt/completion or the released schema"):
         sft.to_prompt_completion({"text": "x"})
     with pytest.raises(ConfigError, match="does not exist"):
@@ -178,16 +210,15 @@ def test_builder_route_and_direct_template_route_give_the_same_training_pairs(da
 
     tok = char_tokenizer()
     count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    pairs = lambda rows: Counter(json.dumps(sft.to_prompt_completion(r)) for r in rows)  # noqa: E731
     built = [json.loads(line) for line in (data_dir / "inftythink.jsonl").read_text().splitlines()]
-    by_question = {}
-    for row in built:
-        by_question.setdefault((row["uuid"], row["question"]), []).append(row)
-    for (_, question), rows in by_question.items():
-        rows.sort(key=lambda r: r["reasoning_index"])
-        direct = build_data.instances_direct(synthetic.parse_question(question), 40, count)
-        if len(rows) != len(direct):  # a question drawn twice shares one uuid: skip the merged group
-            continue
-        assert [sft.to_prompt_completion(r) for r in rows] == [sft.to_prompt_completion(r) for r in direct]
+    # the fixture's questions, drawn as build_data draws them; all compared, as a multiset, so a question
+    # drawn twice counts twice instead of being skipped
+    args = json.loads((data_dir / "data_summary.json").read_text())
+    problems = synthetic.problems(range(1, args["max_depth"] + 1), args["questions"], seed=args["seed"])
+    direct = [r for p in problems for r in build_data.instances_direct(p, args["eta"], count)]
+    assert len(direct) > len(problems) == 12, "several rounds per question"
+    assert pairs(built) == pairs(direct)
 
 
 def test_data_folders_of_parquet_shards_are_read(data_dir, tmp_path):
@@ -201,7 +232,7 @@ def test_data_folders_of_parquet_shards_are_read(data_dir, tmp_path):
     assert sft.read_rows([tmp_path / "instances"]) == [sft.to_prompt_completion(r) for r in rows[:9]]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)   # bounds a hang: ~40 s measured on 2 loaded cores
 def test_accelerate_launch_runs_the_same_recipe(data_dir, tmp_path):
     import os
     import subprocess
@@ -212,6 +243,6 @@ def test_accelerate_launch_runs_the_same_recipe(data_dir, tmp_path):
            "--accelerate", str(ROOT / "training/accelerate/single_gpu.yaml"),
            f"data={data_dir / 'inftythink.jsonl'}", "max_steps=1", f"output_dir={tmp_path}",
            "global_batch_size=2", "per_device_batch_size=2", "scratch.hidden_size=32", "scratch.num_hidden_layers=1"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=880, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "train_summary.json").read_text())["global_step"] == 1
