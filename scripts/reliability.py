@@ -32,7 +32,7 @@ def run_tests(slow: bool, ledger: Path) -> tuple[int, str]:
     env = {**os.environ, "INFTYTHINK_FAULT_LEDGER": str(ledger), "TOKENIZERS_PARALLELISM": "false"}
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_faults_*.py"))
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
-           "-m", "slow or not slow" if slow else "not slow and not gpu"]
+           "-m", "slow or not slow" if slow else "not slow"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     summary = (done.stdout.strip().splitlines() or ["(no pytest output)"])[-1]
     failed = [l for l in done.stdout.splitlines() if l.startswith(("FAILED tests", "ERROR tests"))]
