@@ -48,7 +48,7 @@ def collect(report_dir: Path) -> int:
     import pytest
 
     collector = _Collector()
-    rc = pytest.main(["--collect-only", "-q", "-m", "", "-p", "no:cacheprovider", "tests"], plugins=[collector])
+    rc = pytest.main(["--collect-only", "-qq", "-m", "", "-p", "no:cacheprovider", "tests"], plugins=[collector])
     if rc != 0:
         print(f"tiers: collecting the tests failed (pytest exit {rc})")
         return 1
