@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,17 @@ def mini_task(tmp_path: Path, data_dir: Path) -> Path:
     (folder / "itt_mini.yaml").write_text(text)
     (folder / "utils.py").write_text((src / "utils.py").read_text())
     return folder
+
+
+HANG_S = 300   # a bound on a wait that only a hang reaches, never a measure of speed
+
+
+def wait_until(condition, what: str, bound: float = HANG_S) -> None:
+    """Poll ``condition()`` until it is true; fail (never hang) if ``bound`` seconds pass first."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {bound:.0f} s: {what}"
+        time.sleep(0.05)
 
 
 def run_cli(args: list[str], timeout: float = 600, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:

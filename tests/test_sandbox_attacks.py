@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S, wait_until
 from inftythink_eval.scoring import SandboxLimits, run_python
 
 REPO = Path(__file__).resolve().parents[1]
-HANG_S = 300                                                    # bounds a hang, never a speed
 LIMITS = SandboxLimits(wall_s=HANG_S, cpu_s=HANG_S, memory_mb=1024)   # for programs that end by themselves
 STOPPED = SandboxLimits(wall_s=3, cpu_s=HANG_S, memory_mb=1024)       # for programs only the wall limit ends
 ROOT = os.geteuid() == 0
@@ -135,13 +135,6 @@ def _sandboxed_under(folder: Path) -> list[str]:
             if mark in environ and not state.startswith("Z")]
 
 
-def _wait(condition, what: str) -> None:
-    deadline = time.monotonic() + HANG_S
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting after {HANG_S} s: {what}"
-        time.sleep(0.1)
-
-
 def test_temporary_folders_are_removed(attacks, sandbox_tmp):
     assert not list(sandbox_tmp.glob("inftythink-sandbox-*")), "temporary folders were not removed"
 
@@ -156,14 +149,14 @@ def test_nothing_is_left_running(attacks, sandbox_tmp):
     with ThreadPoolExecutor(1) as thread:
         running = thread.submit(run_python, waiter, LIMITS)
         try:
-            _wait(lambda: _sandboxed_under(sandbox_tmp) or running.done(), "the waiter to start")
+            wait_until(lambda: _sandboxed_under(sandbox_tmp) or running.done(), "the waiter to start")
             assert _sandboxed_under(sandbox_tmp), running.result()
         finally:
             release.touch()
         assert running.result().passed
     release.unlink()
     # the kernel reaps a dead PID namespace asynchronously: wait for it, a hang only is a failure
-    _wait(lambda: not _sandboxed_under(sandbox_tmp), f"sandbox processes survived: {_sandboxed_under(sandbox_tmp)}")
+    wait_until(lambda: not _sandboxed_under(sandbox_tmp), f"sandbox processes survived: {_sandboxed_under(sandbox_tmp)}")
     assert not list(sandbox_tmp.glob("inftythink-sandbox-*")), "temporary folders were not removed"
 
 

@@ -14,11 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import HANG_S, wait_until
 from inftythink_eval.scoring import SandboxError, SandboxLimits, hooks, run_python, sandbox
 from inftythink_eval.scoring.codecheck import check_code_many
 
@@ -26,7 +26,6 @@ BASE_UID, UID_COUNT = sandbox.BASE_UID, sandbox.UID_COUNT
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="the uid drop needs root (CI runs as root)")
-HANG_S = 300                                                          # bounds a hang, never a speed
 LIMITS = SandboxLimits(wall_s=HANG_S, cpu_s=HANG_S, memory_mb=1024)   # every program here ends by itself
 
 EARLY_EXITS = {
@@ -86,13 +85,6 @@ def _uid_processes() -> dict[int, int]:
     return counts
 
 
-def _wait(condition, what: str) -> None:
-    deadline = time.monotonic() + HANG_S
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting after {HANG_S} s: {what}"
-        time.sleep(0.1)
-
-
 @needs_root
 def test_two_processes_do_not_share_uids_a_fork_bomb_does_not_fail_the_other():
     """Another process's fork bomb fills its uid's 16 processes and keeps them, spinning, until this test has
@@ -109,8 +101,8 @@ def test_two_processes_do_not_share_uids_a_fork_bomb_does_not_fail_the_other():
                                "print(r.uid, r.reason)\n"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: max(_uid_processes().values(), default=0) >= 16 or other.poll() is not None,
-              "the other process's fork bomb to fill its uid")
+        wait_until(lambda: max(_uid_processes().values(), default=0) >= 16 or other.poll() is not None,
+                   "the other process's fork bomb to fill its uid")
         busy = [uid for uid, n in _uid_processes().items() if n >= 16]
         assert busy, "the other process's fork bomb never filled its uid"
         threads = "import threading\nt = threading.Thread(target=print, args=('ok',))\nt.start()\nt.join()\n"

@@ -4,13 +4,12 @@ import os
 import threading
 import time
 
+from conftest import HANG_S, wait_until
 from inftythink_eval.result import SampleOutput
 from inftythink_eval.scoring import check_many, check_math, last_boxed, mathcheck, normalize_number
 from inftythink_eval.scoring.mathcheck import MathVerdict
 from inftythink_eval.scoring.timelimit import TIMED_OUT, TimeLimitedPool
 
-# A limit that only bounds a hang: far above what any check or worker start-up takes on a loaded machine.
-HANG_S = 300
 
 
 def test_last_boxed_balances_braces_and_takes_the_last():
@@ -143,10 +142,7 @@ def test_a_workers_start_up_does_not_count_against_the_limit(tmp_path, monkeypat
     thread = threading.Thread(target=lambda: box.update(result=pool.call(abs, (-2,), 2.0)))
     thread.start()
     try:
-        deadline = time.monotonic() + HANG_S
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), "the worker never began its preload"
+        wait_until(started.exists, "the worker to begin its preload")
         time.sleep(3.0)  # the import has now lasted longer than the 2 s limit, whatever the machine's speed
         release.touch()
         thread.join(HANG_S)
