@@ -102,7 +102,10 @@ def parse_round(output: str, prompt: str = "") -> ParsedRound:
                        instruction=groups[0][1:] if not prompt else groups[0])
 
 
-_HISTORY_RE = re.compile(re.escape(HISTORY_OPEN) + ".*?" + re.escape(HISTORY_CLOSE), re.DOTALL)
+# The official loop's removal of the old history (ZJU-REAL/InftyThink, inference/infer_single.py; PROTOCOL.md):
+# greedy `.+` with DOTALL, applied only when the instruction holds `<history>`.  Greedy matters: a summary that
+# itself holds `</history>` is removed whole, from the first `<history>` to the last `</history>`.
+_HISTORY_RE = re.compile(r"<history>.+</history>", re.DOTALL)
 
 
 def next_native_prompt(instruction: str, summary: str) -> str:
@@ -110,7 +113,9 @@ def next_native_prompt(instruction: str, summary: str) -> str:
     (its prompt plus any text the model wrote before ``<think>``) with the old history removed, then
     ``<history>{summary}</history>``.  For a model that opens ``<think>`` at once this equals
     ``native_prompt(question, summary)``."""
-    return _HISTORY_RE.sub("", instruction) + f"{HISTORY_OPEN}{summary}{HISTORY_CLOSE}"
+    if HISTORY_OPEN in instruction:
+        instruction = _HISTORY_RE.sub("", instruction)
+    return instruction + f"{HISTORY_OPEN}{summary}{HISTORY_CLOSE}"
 
 
 _ROUND_MARK = "\n" + THINK_CLOSE + "\n" + SUMMARY_OPEN + "\n"

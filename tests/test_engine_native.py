@@ -142,3 +142,24 @@ def test_text_before_think_is_carried_into_the_next_prompt_as_the_official_loop_
     assert [c.prompt for c in trace.calls] == ["User:Q?Assistant:", "User:Q?Assistant:Sure.<history>A</history>",
                                                "User:Q?Assistant:Sure.Then.<history>B</history>"]
     assert trace.final.answer == "done"
+
+
+def test_a_summary_holding_the_history_close_tag_is_removed_whole_as_the_official_loop_does():
+    """ZJU-REAL/InftyThink's loop removes the old history with the greedy ``re.sub(r'<history>.+</history>', '',
+    instruction, flags=re.S)`` (PROTOCOL.md, "Native format"): from the first ``<history>`` to the last
+    ``</history>``.  A lazy removal would stop at the ``</history>`` inside the summary and carry `` tail</history>``
+    into round 3."""
+    from inftythink_eval.templates import next_native_prompt
+
+    s1 = "* step </history> tail"
+    script = [{"match": "<history>S2</history>", "output": "<think>\nz\n</think>done"},
+              {"match": "<history>" + s1, "output": round_out("y", "S2")},
+              {"match": "", "output": round_out("x", s1)}]
+    trace = Engine(ScriptedBackend(script), "inftythink", progress=False).run(
+        [Sample("s", "Q?", SamplingParams(max_tokens=100))])[0]
+    assert [c.prompt for c in trace.calls] == ["User:Q?Assistant:", f"User:Q?Assistant:<history>{s1}</history>",
+                                               "User:Q?Assistant:<history>S2</history>"]
+    # the official rule's other edges: `.+` needs one character, so an empty history stays; no `<history>`, no change
+    assert next_native_prompt("User:Q?Assistant:<history></history>", "S") == \
+        "User:Q?Assistant:<history></history><history>S</history>"
+    assert next_native_prompt("User:Q?</history>Assistant:", "S") == "User:Q?</history>Assistant:<history>S</history>"
