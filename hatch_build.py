@@ -1,7 +1,7 @@
 """Hatch build hook: ship the start-up hook ``inftythink_eval.pth`` in both normal and editable wheels.
 
 The .pth line registers the ``inftythink`` lm-eval model and our task folder
-lazily (see ``inftythink_eval/_startup.py``), so ``lm_eval --model inftythink``
+lazily (see ``inftythink_eval/lmeval/_startup.py``), so ``lm_eval --model inftythink``
 works with no extra flag after ``pip install .``.
 """
 

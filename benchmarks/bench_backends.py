@@ -33,16 +33,16 @@ import time
 from dataclasses import dataclass, replace
 
 from inftythink_eval.backends.base import SamplingParams, make_backend
-from inftythink_eval.engine import Engine
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample, make_mode
-from inftythink_eval.render import make_tools
-from inftythink_eval.trace import Call, Final
+from inftythink_eval.engine.prompts import make_tools
+from inftythink_eval.run.trace import Call, Final
 
 
 def _model(pretrained):
     if pretrained:
         return pretrained
-    from inftythink_eval.fetch import smollm2_folder
+    from inftythink_eval.checkpoints.fetch import smollm2_folder
 
     return str(smollm2_folder())
 

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from inftythink_eval.backends.base import Request, SamplingParams, make_backend
 from inftythink_eval.data.config import PRESETS
 from inftythink_eval.data.segment import official_pack, official_paragraphs
-from inftythink_eval.fetch import smollm2_folder
-from inftythink_eval.templates import summary_chat
+from inftythink_eval.checkpoints.fetch import smollm2_folder
+from inftythink_eval.formats.inftythink import summary_chat
 
 INSTRUCTION = "Summarize your last response in one short sentence that starts with '*'."
 

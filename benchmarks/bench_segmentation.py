@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--block-rows", type=int, default=256)
     args = parser.parse_args()
     if args.tokenizer is None:
-        from inftythink_eval.fetch import smollm2_folder
+        from inftythink_eval.checkpoints.fetch import smollm2_folder
 
         args.tokenizer = str(smollm2_folder())
     traces = synthetic_traces(args.rows, args.tokens, args.tokenizer)

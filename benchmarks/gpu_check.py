@@ -27,7 +27,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from inftythink_eval.backends.base import Request, SamplingParams, make_backend
-from inftythink_eval.engine import Engine
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample
 
 

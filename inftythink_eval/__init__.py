@@ -8,10 +8,10 @@ sampling), ``EvalConfig`` (the validated ``model_args``).
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Engine": "inftythink_eval.engine",
-    "Sample": "inftythink_eval.engine",
+    "Engine": "inftythink_eval.engine.loop",
+    "Sample": "inftythink_eval.engine.loop",
     "SamplingParams": "inftythink_eval.backends.base",
-    "EvalConfig": "inftythink_eval.config",
+    "EvalConfig": "inftythink_eval.lmeval.config",
 }
 
 

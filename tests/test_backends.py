@@ -124,7 +124,7 @@ def test_loglikelihood_prefers_the_likely_continuation(hf):
 
 
 def test_gguf_file_loads_directly():
-    from inftythink_eval.fetch import smollm2_gguf
+    from inftythink_eval.checkpoints.fetch import smollm2_gguf
 
     backend = make_backend("hf", pretrained=str(smollm2_gguf()), batch_size=1)
     out = backend.generate([Request("Hello", SamplingParams(max_tokens=3))])[0]
@@ -210,8 +210,8 @@ def test_bos_is_added_once_by_every_backends_prompt_rule():
 def test_the_call_cache_keys_on_the_backend_not_only_the_model_path(hf, tmp_path):
     """Same cache_dir, same model path, another backend: nothing is served from the other backend's calls."""
     from inftythink_eval.backends.scripted import ScriptedBackend
-    from inftythink_eval.cache import CallCache
-    from inftythink_eval.engine import Engine
+    from inftythink_eval.run.cache import CallCache
+    from inftythink_eval.engine.loop import Engine
     from inftythink_eval.modes import Sample
 
     samples = [Sample("0", "Say hi.", SamplingParams(max_tokens=4))]   # the same prompt text on both backends

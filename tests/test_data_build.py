@@ -22,7 +22,7 @@ from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
 from inftythink_eval.data.segment import token_counter
 from inftythink_eval.data.summarize import BackendSummarizer, make_summarizer, parse_spec
-from inftythink_eval.templates import parse_round
+from inftythink_eval.formats.inftythink import parse_round
 
 TESTS = Path(__file__).parent
 COLUMNS = Columns(question="question", solution=None, trace="trace", conclusion="answer")
@@ -348,7 +348,7 @@ def test_cache_cuts_a_torn_last_line_and_keeps_every_finished_record(tmp_path):
 def test_every_kind_of_instance_parses_back_to_its_exact_span(span):
     """A span's own edge newlines survive the round trip (found on a real s1K trace whose last span
     ends in "\\n"): the parser removes exactly the template's newlines, in final and middle rounds."""
-    from inftythink_eval.templates import native_prompt, native_target
+    from inftythink_eval.formats.inftythink import native_prompt, native_target
 
     final = parse_round(native_target(span, conclusion="42"), native_prompt("q", "h"))
     middle = parse_round(native_target(span, summary="s"), native_prompt("q"))

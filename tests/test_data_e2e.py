@@ -22,8 +22,8 @@ import pytest
 
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
 from inftythink_eval.data.config import PRESETS
-from inftythink_eval.fetch import smollm2_folder
-from inftythink_eval.templates import parse_round
+from inftythink_eval.checkpoints.fetch import smollm2_folder
+from inftythink_eval.formats.inftythink import parse_round
 
 DATA = Path(os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data"))
 SHORT = SummaryConfig(instruction="Summarize your last response in one short sentence that starts with '*'.",

@@ -20,7 +20,7 @@ from inftythink_eval.backends.scripted import ScriptedBackend
 from inftythink_eval.data import BuildConfig, Columns, SummaryConfig, build
 from inftythink_eval.data.segment import token_counter
 from inftythink_eval.data.summarize import BackendSummarizer
-from inftythink_eval.templates_plus import (CONCLUSION, CONTINUE_INSTRUCTION, DEFAULT_PLUS_ETA, SUMMARY,
+from inftythink_eval.formats.plus import (CONCLUSION, CONTINUE_INSTRUCTION, DEFAULT_PLUS_ETA, SUMMARY,
                                             SUMMARY_PROMPT_FIRST, SUMMARY_PROMPT_LATER, parse_iteration,
                                             summary_chat_plus, training_messages)
 
@@ -200,7 +200,7 @@ def test_smollm2_on_a_short_trace_keeps_a_finished_summary_or_drops_the_trace_af
     SmolLM2-135M rarely ends a summary of these prompts within a few dozen tokens (measured: 0 of 8
     finished within 160), so this run usually takes the regenerate-then-drop path; either way the
     accounting must match the cache record by record."""
-    from inftythink_eval.fetch import smollm2_folder
+    from inftythink_eval.checkpoints.fetch import smollm2_folder
 
     trace = ("We need the sum of the first ten positive integers.\n\n"
              "Pair them: 1 and 10, 2 and 9, 3 and 8, 4 and 7, 5 and 6; five pairs of 11, so the total is 55.")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from inftythink_eval.data.segment import (SegmentSpec, Segmented, official_pack, official_paragraphs,
                                           segment_batch, strict_ranges, token_counter)
 from inftythink_eval.data.sources import Drop, Trace
-from inftythink_eval.fetch import smollm2_folder
+from inftythink_eval.checkpoints.fetch import smollm2_folder
 
 DATA = Path(os.environ.get("INFTYTHINK_DATA_DIR", "/work/shared/data"))
 S1K = DATA / "reasoning_traces" / "s1k_head5.parquet"

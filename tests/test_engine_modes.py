@@ -9,10 +9,10 @@ import pytest
 
 from inftythink_eval.backends.base import BackendError, SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend, word_tokens
-from inftythink_eval.cache import CallCache
-from inftythink_eval.engine import Engine
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample
-from inftythink_eval.templates import SUMMARY_INSTRUCTION
+from inftythink_eval.formats.inftythink import SUMMARY_INSTRUCTION
 
 LONG = " ".join(f"w{i}" for i in range(100))
 
@@ -268,7 +268,7 @@ class BrokenMode:
     def next_call(self, sample, calls):
         if calls:
             raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad byte from the tokenizer")
-        from inftythink_eval.trace import REASON, Call
+        from inftythink_eval.run.trace import REASON, Call
 
         return Call(REASON, sample.question, sample.params)
 

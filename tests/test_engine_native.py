@@ -8,7 +8,7 @@ import pytest
 
 from inftythink_eval.backends.base import SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend
-from inftythink_eval.engine import Engine
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample
 
 Q = "What is 6 times 7?"
@@ -131,7 +131,7 @@ def test_text_before_think_is_carried_into_the_next_prompt_as_the_official_loop_
     before <think>) with the old history removed: byte for byte."""
     from inftythink_eval.backends.scripted import ScriptedBackend
     from inftythink_eval.backends.base import SamplingParams
-    from inftythink_eval.engine import Engine
+    from inftythink_eval.engine.loop import Engine
     from inftythink_eval.modes import Sample
 
     script = [{"match": "<history>B</history>", "output": "<think>\nz\n</think>done"},
@@ -149,7 +149,7 @@ def test_a_summary_holding_the_history_close_tag_is_removed_whole_as_the_officia
     instruction, flags=re.S)`` (PROTOCOL.md, "Native format"): from the first ``<history>`` to the last
     ``</history>``.  A lazy removal would stop at the ``</history>`` inside the summary and carry `` tail</history>``
     into round 3."""
-    from inftythink_eval.templates import next_native_prompt
+    from inftythink_eval.formats.inftythink import next_native_prompt
 
     s1 = "* step </history> tail"
     script = [{"match": "<history>S2</history>", "output": "<think>\nz\n</think>done"},

@@ -8,11 +8,11 @@ import hashlib
 
 import pytest
 
-from inftythink_eval import templates_plus as P
+from inftythink_eval.formats import plus as P
 from inftythink_eval.backends.base import SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend
-from inftythink_eval.engine import Engine
-from inftythink_eval.fetch import smollm2_folder
+from inftythink_eval.engine.loop import Engine
+from inftythink_eval.checkpoints.fetch import smollm2_folder
 from inftythink_eval.modes import ModeParams, Sample
 
 Q = "What is 6 times 7?"
@@ -191,7 +191,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inftythink_eval.modes._base import Param, register, seeded
-from inftythink_eval.trace import REASON, Call, Final
+from inftythink_eval.run.trace import REASON, Call, Final
 
 
 @register("echo_twice", (Param("times", int, 2, "calls per sample", 1, key=True),), rank=99)
@@ -216,8 +216,8 @@ spec.loader.exec_module(package)
 
 from inftythink_eval.backends.base import SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend
-from inftythink_eval.config import parse
-from inftythink_eval.engine import Engine
+from inftythink_eval.lmeval.config import parse
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import Sample
 
 config = parse({"backend": "scripted", "mode": "echo_twice", "times": "3"})
@@ -253,7 +253,7 @@ def test_a_new_mode_is_one_module(tmp_path):
 
 
 def test_every_documented_model_args_key_still_works():
-    from inftythink_eval.config import parse
+    from inftythink_eval.lmeval.config import parse
 
     old = {"max_rounds": "3", "round_tokens": "64", "retry": "true", "max_retries": "2", "user_role": "<|U|>",
            "assistant_role": "<|A|>", "eta": "32", "summary_tokens": "16", "summary_temperature": "0.3",

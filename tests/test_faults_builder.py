@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from inftythink_eval.testing.fault_server import FaultServer
-from inftythink_eval.testing.faults import Outcome, record
+from fault_server import FaultServer
+from faults import Outcome, record
 
 N, CONCURRENCY = 40, 2
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_DIR, LM_EVAL_BIN
-from inftythink_eval.benchdata import load_rows
+from inftythink_eval.scoring.datasets import load_rows
 from inftythink_eval.scoring.hooks import code_prompt
-from inftythink_eval.testing.faults import Outcome, cache_lines, record
+from faults import Outcome, cache_lines, record
 
 TASKS = ("humaneval", "mbpp")
 LIMIT = 4

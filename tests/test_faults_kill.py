@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from conftest import run_cli
-from inftythink_eval.testing.fault_server import FaultServer
-from inftythink_eval.testing.faults import (Outcome, cache_lines, differences, interrupt_at, lm_eval_cmd,
+from fault_server import FaultServer
+from faults import (Outcome, cache_lines, differences, interrupt_at, lm_eval_cmd,
                                            read_output, record)
 
 RESUME_HINT = "rerun the same command with the same cache_dir to resume"
@@ -37,8 +37,8 @@ ENGINE_RUN = """
 import sys
 from inftythink_eval.backends.base import SamplingParams
 from inftythink_eval.backends.scripted import ScriptedBackend
-from inftythink_eval.cache import CallCache
-from inftythink_eval.engine import Engine
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import Sample
 
 class Stalling(ScriptedBackend):

@@ -13,14 +13,14 @@ import tracemalloc
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from inftythink_eval import templates as T
-from inftythink_eval import templates_plus as P
+from inftythink_eval.formats import inftythink as T
+from inftythink_eval.formats import plus as P
 from inftythink_eval.backends.base import SamplingParams, make_backend
-from inftythink_eval.cache import CallCache
-from inftythink_eval.engine import Engine
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample
-from inftythink_eval.sidecar import Sidecar
-from inftythink_eval.testing.faults import Outcome, record
+from inftythink_eval.lmeval.sidecar import Sidecar
+from faults import Outcome, record
 
 PIECES = st.sampled_from(["<think>", "</think>", "<summary>", "</summary>", "\n", " ", "\t", "x", "y", "<", ">"])
 TEXTS = st.lists(PIECES, max_size=14).map("".join)

@@ -7,11 +7,10 @@ CLI against it (a failed sample is recorded with its reason, the run goes on), a
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from inftythink_eval.testing.faults import ANSWER, SERVER_FAULTS, cache_lines, record, server_scenario
+from faults import ANSWER, SERVER_FAULTS, cache_lines, record, server_scenario
 
 CUT = ANSWER[:ANSWER.find("four")]  # what every sample's answer is once the stop string is cut
 
@@ -64,9 +63,9 @@ def test_lm_eval_results_count_the_sample_that_failed_with_its_reason(smollm2, t
     (HTTP 400, context length), answers the others with the gold answer; the run finishes (exit 0), the
     results' ``error`` is 1/3, the failed sample scores 0 and its trace carries the server's message."""
     from conftest import run_cli
-    from inftythink_eval.benchdata import load_rows
-    from inftythink_eval.testing.fault_server import FaultServer
-    from inftythink_eval.testing.faults import Outcome, lm_eval_cmd, read_output
+    from inftythink_eval.scoring.datasets import load_rows
+    from fault_server import FaultServer
+    from faults import Outcome, lm_eval_cmd, read_output
 
     rows = load_rows("math500", str(data_dir))[:3]
     rules = [{"match": row["problem"], "output": "<think>\nok\n</think> The answer is \\boxed{" + row["answer"] + "}.",
@@ -122,10 +121,10 @@ def test_a_real_transformers_serve_killed_and_restarted_mid_run_resumes_to_the_s
     import signal
 
     from inftythink_eval.backends.base import SamplingParams, make_backend
-    from inftythink_eval.cache import CallCache
-    from inftythink_eval.engine import Engine
+    from inftythink_eval.run.cache import CallCache
+    from inftythink_eval.engine.loop import Engine
     from inftythink_eval.modes import ModeParams, Sample
-    from inftythink_eval.testing.faults import Outcome, free_port, kill_server_mid_run
+    from faults import Outcome, free_port, kill_server_mid_run
 
     port, log = free_port(), tmp_path / "serve.log"
     samples = [Sample(str(i), f"Write one sentence about the number {i}.", SamplingParams(max_tokens=12)) for i in range(6)]

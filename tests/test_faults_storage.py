@@ -14,17 +14,17 @@ import time
 import pytest
 
 from inftythink_eval.backends.base import SamplingParams, make_backend
-from inftythink_eval.cache import FORMAT_VERSION, CacheError, CallCache
-from inftythink_eval.engine import Engine
-from inftythink_eval.leaderboard.sidecars import IngestError, read_jsonl
+from inftythink_eval.run.cache import FORMAT_VERSION, CacheError, CallCache
+from inftythink_eval.engine.loop import Engine
+from inftythink_eval.results.sidecars import IngestError, read_jsonl
 from inftythink_eval.modes import Sample
-from inftythink_eval.testing.faults import Outcome, cache_lines, record
+from faults import Outcome, cache_lines, record
 
 ENGINE_RUN = """
 import sys
 from inftythink_eval.backends.base import SamplingParams, make_backend
-from inftythink_eval.cache import CallCache
-from inftythink_eval.engine import Engine
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import Sample
 backend = make_backend("scripted", script=[{"match": "", "output": "a b c " * 20}])
 samples = [Sample(str(i), f"question {i}", SamplingParams(max_tokens=64)) for i in range(12)]
@@ -65,7 +65,7 @@ def test_disk_full_while_the_cache_is_written_then_resume(tmp_path):
 SIDECAR_RUN = """
 import sys
 from pathlib import Path
-from inftythink_eval.sidecar import Sidecar, SidecarError
+from inftythink_eval.lmeval.sidecar import Sidecar, SidecarError
 sidecar = Sidecar(Path(sys.argv[1]), {"mode": "vanilla"})
 try:
     for batch in range(100):
@@ -139,7 +139,7 @@ def test_a_trace_sidecar_cut_short_is_a_clear_verdict(tmp_path):
     ("a torn row", '{"problem": "torn', r"line 4 is not valid JSON"),
     ("a row without its answer", '{"problem": "p", "solution": "s"}', r"row 4 of .* lacks a field.*answer")])
 def test_a_data_file_with_a_broken_row_is_a_clear_verdict(tmp_path, data_dir, label, broken, verdict):
-    from inftythink_eval.benchdata import BenchmarkDataError, load_rows
+    from inftythink_eval.scoring.datasets import BenchmarkDataError, load_rows
 
     (tmp_path / "math500").mkdir()
     good = (data_dir / "math500" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:3]

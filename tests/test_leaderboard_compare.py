@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from inftythink_eval.leaderboard.compare import paired_acc, table
-from inftythink_eval.leaderboard.ingest import import_path
-from inftythink_eval.leaderboard.store import Store
+from inftythink_eval.results.compare import paired_acc, table
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.store import Store
 from test_leaderboard_fixtures import REPO, make_record, real_compare
 from test_leaderboard_import import assert_complete
 

@@ -51,7 +51,7 @@ metadata:
   version: 2
 """
 
-UTILS = '''from inftythink_eval.result import stats_of
+UTILS = '''from inftythink_eval.run.output import stats_of
 
 
 def process_results(doc, results):
@@ -158,7 +158,7 @@ def real_compare() -> tuple[subprocess.CompletedProcess, Path, Path]:
 
 def make_record(**changes):
     """A valid hand-made record (for unit tests of gates and validation); ``changes`` override fields."""
-    from inftythink_eval.leaderboard.records import Record
+    from inftythink_eval.results.records import Record
 
     n = changes.pop("n", 50)
     acc = changes.get("acc", 0.6)

@@ -10,9 +10,9 @@ from dataclasses import fields
 import pytest
 
 from inftythink_eval.backends.scripted import word_tokens
-from inftythink_eval.leaderboard.ingest import import_path
-from inftythink_eval.leaderboard.records import Record
-from inftythink_eval.leaderboard.sidecars import IngestError
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.records import Record
+from inftythink_eval.results.sidecars import IngestError
 from test_leaderboard_fixtures import REPO, copy_of, round_outputs, scripted_two_modes
 
 OPTIONAL_EMPTY = {"limit", "concurrency", "throughput", "pass_at_k", "maj_at_k", "seeds", "format_fail", "truncated",

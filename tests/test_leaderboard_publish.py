@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from inftythink_eval.leaderboard.render import render_all
-from inftythink_eval.leaderboard.store import Store
+from inftythink_eval.results.render import render_all
+from inftythink_eval.results.store import Store
 from test_leaderboard_fixtures import REPO, make_record
 
 

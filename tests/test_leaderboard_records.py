@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from inftythink_eval.leaderboard import reference, stats
-from inftythink_eval.leaderboard.records import Record, RecordError, benchmark_of, group_of, validate
-from inftythink_eval.leaderboard.store import Store, StoreError
+from inftythink_eval.results import reference, stats
+from inftythink_eval.results.records import Record, RecordError, benchmark_of, group_of, validate
+from inftythink_eval.results.store import Store, StoreError
 from test_leaderboard_fixtures import make_record
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "shared" / "PROTOCOL.md"
@@ -123,7 +123,7 @@ def test_plus_reference_rows_match_protocol_plus():
 
 
 def test_run_sidecar_is_the_latest_started_not_after_the_results(tmp_path):
-    from inftythink_eval.leaderboard.sidecars import run_sidecar, traces_sidecar
+    from inftythink_eval.results.sidecars import run_sidecar, traces_sidecar
 
     for stamp, started in (("2026-01-01T10-00-00.0", "2026-01-01T10:00:00"), ("2026-01-01T11-00-00.0", "2026-01-01T11:00:00"),
                            ("2026-01-01T13-00-00.0", "2026-01-01T13:00:00")):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from inftythink_eval.backends.scripted import word_tokens
-from inftythink_eval.leaderboard.ingest import import_path
-from inftythink_eval.leaderboard.regress import Gates, check
-from inftythink_eval.leaderboard.store import Store
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.regress import Gates, check
+from inftythink_eval.results.store import Store
 from test_leaderboard_fixtures import REPO, make_record, round_outputs, scripted_degraded, scripted_two_modes, task_dir
 
 
@@ -86,7 +86,7 @@ def test_regress_cli_bad_baseline_is_a_clear_error(tmp_path):
 
 
 def test_baselines_load_from_records_model_folders_and_results_files(tmp_path):
-    from inftythink_eval.leaderboard.regress import load_records
+    from inftythink_eval.results.regress import load_records
 
     out = scripted_two_modes()
     model_folder = next(p for p in out.iterdir() if p.is_dir())  # holds results, samples and sidecars side by side

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from inftythink_eval.leaderboard import plots
-from inftythink_eval.leaderboard.ingest import import_path
-from inftythink_eval.leaderboard.render import markdown, mode_params_text, model_text, render_all
-from inftythink_eval.leaderboard import reference
+from inftythink_eval.results import plots
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.render import markdown, mode_params_text, model_text, render_all
+from inftythink_eval.results import reference
 from test_leaderboard_fixtures import REPO, scripted_degraded, scripted_two_modes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -126,7 +126,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path, mini_task):
     proc.wait()
     first = [json.loads(l) for l in log.read_text().splitlines()]
     assert 5 <= len(first) < 12, "the run should have been killed part way"
-    from inftythink_eval.cache import CallCache
+    from inftythink_eval.run.cache import CallCache
 
     finished = len(CallCache(cache))
     assert finished >= 4

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import LM_EVAL, run_cli
 from inftythink_eval.backends.base import BackendError, Request, SamplingParams, make_backend
-from inftythink_eval.cache import CallCache
-from inftythink_eval.engine import Engine
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
 from inftythink_eval.modes import ModeParams, Sample
 
 
@@ -163,7 +163,7 @@ def test_each_request_returns_on_its_own_clock_with_streaming(smollm2):
     """A long request streams its first word, then stalls until the test releases it; a short request sent
     meanwhile comes back on its own clock, and the long one's first-token time is its first word's (the
     order of events is fixed by the server's state, not by how fast anything runs)."""
-    from inftythink_eval.testing.fault_server import FaultServer
+    from fault_server import FaultServer
 
     long_text = " ".join(["word"] * 96)
     with FaultServer([{"match": "short", "output": "a b"},
@@ -186,7 +186,7 @@ def test_each_request_returns_on_its_own_clock_with_streaming(smollm2):
 def test_many_requests_in_flight_without_a_thread_each(smollm2):
     """48 requests that the server holds until all 48 wait at once: they are in flight together (not one after
     another), from one event loop (not a client thread each)."""
-    from inftythink_eval.testing.fault_server import FaultServer
+    from fault_server import FaultServer
 
     with FaultServer([{"match": "", "output": "x y z"}]) as srv:
         srv.hold()
@@ -207,7 +207,7 @@ def test_many_requests_in_flight_without_a_thread_each(smollm2):
 
 
 def test_max_tokens_is_clamped_to_the_servers_context(smollm2):
-    from inftythink_eval.testing.fault_server import FaultServer
+    from fault_server import FaultServer
 
     with FaultServer([{"match": "", "output": "fine"}], max_model_len=100) as srv:
         backend = _fault_backend(srv, smollm2)
@@ -223,7 +223,7 @@ def test_max_tokens_is_clamped_to_the_servers_context(smollm2):
 def test_a_context_error_costs_one_sample_through_lm_eval(tmp_path, smollm2, mini_task, data_dir):
     """A 400 "context length exceeded" for one question: that sample is recorded as failed with the reason, the
     others are scored, and the run ends normally."""
-    from inftythink_eval.testing.fault_server import FaultServer
+    from fault_server import FaultServer
 
     first = json.loads((data_dir / "math500" / "test.jsonl").read_text().splitlines()[0])["problem"]
     rules = [{"match": first[:40], "faults": ["context"] * 10, "output": "never"},

@@ -41,7 +41,7 @@ def test_wheel_installs_hook_tasks_and_zoo(tmp_path):
     run_cli([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], timeout=900)
     code = ("import inftythink_eval, lm_eval.tasks as t; tm = t.TaskManager();"
             "print(inftythink_eval.__file__); print('inftythink_math500' in tm.all_tasks, 'inftythink_paper' in tm.all_tasks);"
-            "from inftythink_eval.zoo import zoo_dir; print(zoo_dir())")
+            "from inftythink_eval.checkpoints.cards import zoo_dir; print(zoo_dir())")
     out = run_cli([str(python), "-c", code], cwd=tmp_path).stdout.splitlines()
     assert str(env) in out[0], "the wheel's package should shadow the checkout"
     assert out[1] == "True True"

@@ -5,7 +5,7 @@ import threading
 import time
 
 from conftest import HANG_S, wait_until
-from inftythink_eval.result import SampleOutput
+from inftythink_eval.run.output import SampleOutput
 from inftythink_eval.scoring import check_many, check_math, last_boxed, mathcheck, normalize_number
 from inftythink_eval.scoring.mathcheck import MathVerdict
 from inftythink_eval.scoring.timelimit import TIMED_OUT, TimeLimitedPool

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from inftythink_eval.result import STAT_KEYS, SampleOutput
+from inftythink_eval.run.output import STAT_KEYS, SampleOutput
 from inftythink_eval.scoring import maj_at_k, pass_at_k, question_metrics, report_ks
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from inftythink_eval.benchdata import load_rows
+from inftythink_eval.scoring.datasets import load_rows
 from inftythink_eval.scoring import SandboxLimits, check_many, hooks
 from inftythink_eval.scoring.codecheck import check_code_many
-from inftythink_eval.templates import (DEFAULT_UNCLOSED_THINK, THINK_CLOSED, THINK_NONE, THINK_UNCLOSED,
+from inftythink_eval.formats.inftythink import (DEFAULT_UNCLOSED_THINK, THINK_CLOSED, THINK_NONE, THINK_UNCLOSED,
                                        UNCLOSED_THINK_NOTE, scored_text)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from inftythink_eval import synthetic as S
-from inftythink_eval.result import SampleOutput
-from inftythink_eval.templates import OFFICIAL_SOLUTION_RE, split_solution
+from inftythink_eval.scoring import synthetic as S
+from inftythink_eval.run.output import SampleOutput
+from inftythink_eval.formats.inftythink import OFFICIAL_SOLUTION_RE, split_solution
 
 
 @pytest.mark.parametrize("x, nxt", [(45, 54), (99, 17), (10, 11), (19, 29), (90, 99)])

@@ -47,7 +47,7 @@ def test_committed_model_scores_its_committed_number(variant, args, depth, tmp_p
 
 
 def test_the_plus_card_carries_its_committed_curve():
-    from inftythink_eval import zoo
+    from inftythink_eval.checkpoints import cards as zoo
 
     card = zoo.get_card("tiny-synthetic-inftythink-plus")
     assert card.eval_mode == "inftythink_plus"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inftythink_eval.benchdata import BENCHMARKS
+from inftythink_eval.scoring.datasets import BENCHMARKS
 from inftythink_eval.scoring.codecheck import CodeEvalNotAllowed, extract_code
 from inftythink_eval.scoring.hooks import choice_prompt, code_prompt, judge_code, math_prompt
 
@@ -129,7 +129,7 @@ def test_lm_eval_refuses_code_tasks_without_confirmation(monkeypatch, manager):
 def test_process_results_scores_every_repeat_even_without_the_filter():
     import pickle
 
-    from inftythink_eval.result import SampleOutput
+    from inftythink_eval.run.output import SampleOutput
     from inftythink_eval.scoring.hooks import Judged, choice_results, judge_math, math_results
 
     stats = {"tok": 4, "lat": 0.5, "rounds": 2, "peak_ctx": 9, "truncated": 0, "format_fail": 0}

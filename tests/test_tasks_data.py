@@ -1,7 +1,6 @@
 """Benchmark data loading: row counts, GPQA in memory with a fixed shuffle, clear errors for bad data."""
 
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_DIR
-from inftythink_eval.benchdata import BENCHMARKS, BenchmarkDataError, gpqa_order, load_rows
+from inftythink_eval.scoring.datasets import BENCHMARKS, BenchmarkDataError, gpqa_order, load_rows
 
 DATA = DATA_DIR
 pytestmark = pytest.mark.usefixtures("data_dir")  # fails, naming the folder, when the data is missing
@@ -116,7 +115,7 @@ def test_unknown_benchmark():
 
 
 def test_hub_failure_explains_both_fixes(tmp_path):
-    code = ("from inftythink_eval.benchdata import load_rows\n"
+    code = ("from inftythink_eval.scoring.datasets import load_rows\n"
             "try:\n    load_rows('gpqa_diamond')\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
     env = {k: v for k, v in os.environ.items() if k != "INFTYTHINK_DATA_DIR"}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))

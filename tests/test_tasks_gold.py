@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_DIR, LM_EVAL_BIN
-from inftythink_eval.benchdata import BENCHMARKS, load_rows
+from inftythink_eval.scoring.datasets import BENCHMARKS, load_rows
 from inftythink_eval.scoring.hooks import code_prompt
 
 DATA = str(DATA_DIR)

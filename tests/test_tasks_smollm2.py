@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_DIR, LM_EVAL_BIN
-from inftythink_eval.benchdata import BENCHMARKS
+from inftythink_eval.scoring.datasets import BENCHMARKS
 
 DATA = str(DATA_DIR)
 MODES = {"vanilla": "mode=vanilla",
@@ -27,7 +27,7 @@ MODES = {"vanilla": "mode=vanilla",
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(MODES))
 def test_smollm2_on_every_task(tmp_path, mode):
-    from inftythink_eval.fetch import smollm2_folder
+    from inftythink_eval.checkpoints.fetch import smollm2_folder
 
     args = f"pretrained={smollm2_folder()},backend=hf,batch_size=16,{MODES[mode]}"
     # the chat template, as the README runs an instruct model: without it SmolLM2 ends most answers at once

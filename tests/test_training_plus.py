@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from inftythink_eval.templates_plus import training_messages
+from inftythink_eval.formats.plus import training_messages
 from inftythink_eval.training.config import ConfigError, from_dict
 
 from test_training_recipe import ROOT, build_data, sft  # the recipe and the builder, loaded from their files once

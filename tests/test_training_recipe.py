@@ -80,7 +80,7 @@ def _rows(trainer, batch):
 def protocol_pair(row: dict) -> tuple[str, str]:
     """(prompt, target) of one released-schema row, written out from ../shared/PROTOCOL.md ("Instances").
 
-    Spelled out here, not imported from ``inftythink_eval.templates``: a template that drifts from the
+    Spelled out here, not imported from ``inftythink_eval.formats.inftythink``: a template that drifts from the
     protocol must fail these tests, not move their expectation with it.
     """
     prompt = f"User:{row['question']}Assistant:"
@@ -167,7 +167,7 @@ def test_two_steps_then_resume_continues_steps_and_optimizer_state(data_dir, tmp
 
 
 def test_vanilla_rows_and_released_schema_rows_convert_with_the_protocol_templates(data_dir):
-    from inftythink_eval import synthetic
+    from inftythink_eval.scoring import synthetic
 
     # vanilla.jsonl: build_data draws --vanilla-questions problems (seed + 1) over the depths that fit the window;
     # each is the protocol's n = 1 instance, User:{Q}Assistant: -> <think>\n{trace}\n</think>{conclusion}
@@ -205,7 +205,7 @@ def test_inftythink_train_cli_runs_the_recipe_in_process(data_dir, tmp_path, cap
 
 
 def test_builder_route_and_direct_template_route_give_the_same_training_pairs(data_dir):
-    from inftythink_eval import synthetic
+    from inftythink_eval.scoring import synthetic
     from inftythink_eval.training.scratch import char_tokenizer
 
     tok = char_tokenizer()

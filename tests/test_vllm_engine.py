@@ -213,10 +213,10 @@ def test_a_vllm_server_killed_and_restarted_mid_run_resumes_to_the_same_outputs(
     cache: the outputs equal an uninterrupted run's and only the unfinished calls are asked.  It kills the shared
     first server and always leaves one running on the same port (``finally``), so it need not run last."""
     from inftythink_eval.backends.base import SamplingParams, make_backend
-    from inftythink_eval.cache import CallCache
-    from inftythink_eval.engine import Engine
+    from inftythink_eval.run.cache import CallCache
+    from inftythink_eval.engine.loop import Engine
     from inftythink_eval.modes import ModeParams, Sample
-    from inftythink_eval.testing.faults import cache_lines, kill_server_mid_run
+    from faults import cache_lines, kill_server_mid_run
 
     samples = [Sample(str(i), f"Write one sentence about the number {i}.", SamplingParams(max_tokens=16))
                for i in range(6)]

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from inftythink_eval import zoo, zoo_cli
-from inftythink_eval.config import parse
+from inftythink_eval.checkpoints import cards as zoo
+
+from inftythink_eval.checkpoints import cli as zoo_cli
+from inftythink_eval.lmeval.config import parse
 
 RELEASED = {"inftythink-1.5b": "yanyc/InftyThink-1.5B", "inftythink-plus-t-1.5b": "yanyc/InftyThink-Plus-T-1.5B",
             "inftythink-plus-te-1.5b": "yanyc/InftyThink-Plus-TE-1.5B",

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .base import Completion, Request
+from inftythink_eval.backends.base import Completion, Request
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ._prefix import PrefixStore
-from ._serving import Pending, RequestQueue
-from ._tokenizer import TokenizerOps
-from .base import BackendError, Completion, Request, SamplingParams, gather, register_backend
+from inftythink_eval.backends._prefix import PrefixStore
+from inftythink_eval.backends._serving import Pending, RequestQueue
+from inftythink_eval.backends._tokenizer import TokenizerOps
+from inftythink_eval.backends.base import BackendError, Completion, Request, SamplingParams, gather, register_backend
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ._tokenizer import TokenizerOps
-from .base import BackendError, Completion, Request, RequestError, gather, register_backend
+from inftythink_eval.backends._tokenizer import TokenizerOps
+from inftythink_eval.backends.base import BackendError, Completion, Request, RequestError, gather, register_backend
 
 log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

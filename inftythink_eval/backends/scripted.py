@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 
-from ._serving import Pending, RequestQueue
-from .base import Completion, Request, RequestError, gather, register_backend
+from inftythink_eval.backends._serving import Pending, RequestQueue
+from inftythink_eval.backends.base import Completion, Request, RequestError, gather, register_backend
 
 
 @dataclass(frozen=True)

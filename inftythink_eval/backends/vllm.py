@@ -32,9 +32,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ._serving import Pending, RequestQueue
-from ._tokenizer import TokenizerOps
-from .base import BackendError, Completion, Request, RequestError, gather, register_backend
+from inftythink_eval.backends._serving import Pending, RequestQueue
+from inftythink_eval.backends._tokenizer import TokenizerOps
+from inftythink_eval.backends.base import BackendError, Completion, Request, RequestError, gather, register_backend
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ Owns nothing itself: ``sources`` reads, ``segment`` cuts, ``summarize`` asks,
 ``build`` orders the stages, ``cli`` is ``inftythink data``.
 """
 
-from .build import build
-from .config import PRESETS, BuildConfig, Columns, SummaryConfig
-from .segment import official_pack, official_paragraphs, segment_batch
-from .sources import SourceError
+from inftythink_eval.data.build import build
+from inftythink_eval.data.config import PRESETS, BuildConfig, Columns, SummaryConfig
+from inftythink_eval.data.segment import official_pack, official_paragraphs, segment_batch
+from inftythink_eval.data.sources import SourceError
 
 __all__ = ["BuildConfig", "Columns", "PRESETS", "SourceError", "SummaryConfig", "build", "official_pack",
            "official_paragraphs", "segment_batch"]

@@ -25,13 +25,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from .cache import SummaryCache
-from .config import BuildConfig
-from .instances import SCHEMA, VANILLA_SCHEMA, ShardWriter, instances, plus_instances, plus_vanilla_row, vanilla_row
-from .segment import SegmentSpec, Segmented, segment_blocks, token_counter
-from .sources import Drop, SourceError, Trace, check_columns, read_rows, to_traces
-from .stats import BuildStats, write_report
-from .summarize import Job, make_summarizer, run_summaries
+from inftythink_eval.data.cache import SummaryCache
+from inftythink_eval.data.config import BuildConfig
+from inftythink_eval.data.instances import SCHEMA, VANILLA_SCHEMA, ShardWriter, instances, plus_instances, plus_vanilla_row, vanilla_row
+from inftythink_eval.data.segment import SegmentSpec, Segmented, segment_blocks, token_counter
+from inftythink_eval.data.sources import Drop, SourceError, Trace, check_columns, read_rows, to_traces
+from inftythink_eval.data.stats import BuildStats, write_report
+from inftythink_eval.data.summarize import Job, make_summarizer, run_summaries
 
 
 def build(config: BuildConfig, summarizer=None, rows: Optional[Iterable[dict]] = None) -> dict:

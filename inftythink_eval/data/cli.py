@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import (DEFAULT_ETAS, DEFAULT_TOKENIZER, FORMATS, PLUS_SUMMARY_DEFAULTS, PRESETS, SEGMENTERS, BuildConfig,
+from inftythink_eval.data.config import (DEFAULT_ETAS, DEFAULT_TOKENIZER, FORMATS, PLUS_SUMMARY_DEFAULTS, PRESETS, SEGMENTERS, BuildConfig,
                      Columns, SummaryConfig, parse_shard)
 
 
@@ -87,13 +87,13 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .stats import merge_reports, table
+    from inftythink_eval.data.stats import merge_reports, table
 
     try:
         if args.action == "merge":
             print(table(merge_reports(Path(args.out))), end="")
             return 0
-        from .build import build
+        from inftythink_eval.data.build import build
 
         report = build(config_from_args(args))
     except (ValueError, FileNotFoundError, ImportError) as exc:  # SourceError is a ValueError

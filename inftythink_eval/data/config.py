@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..templates import DEFAULT_ETA, SUMMARY_INSTRUCTION
-from ..templates_plus import (DEFAULT_PLUS_ETA, SUMMARY_MAX_RETRIES, SUMMARY_MAX_TOKENS, SUMMARY_TEMPERATURE,
+from inftythink_eval.formats.inftythink import DEFAULT_ETA, SUMMARY_INSTRUCTION
+from inftythink_eval.formats.plus import (DEFAULT_PLUS_ETA, SUMMARY_MAX_RETRIES, SUMMARY_MAX_TOKENS, SUMMARY_TEMPERATURE,
                               SUMMARY_TOP_P)
 
 DEFAULT_TOKENIZER = "Qwen/Qwen2.5-Math-7B"  # the paper's segmentation tokenizer (hub id)

@@ -32,10 +32,10 @@ from typing import Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..templates import native_prompt, native_target
-from ..templates_plus import training_messages
-from .segment import Segmented
-from .sources import Trace
+from inftythink_eval.formats.inftythink import native_prompt, native_target
+from inftythink_eval.formats.plus import training_messages
+from inftythink_eval.data.segment import Segmented
+from inftythink_eval.data.sources import Trace
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 SCHEMA = pa.schema([

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from ..backends.scripted import word_tokens
-from .sources import Drop, Trace
+from inftythink_eval.backends.scripted import word_tokens
+from inftythink_eval.data.sources import Drop, Trace
 
 WORDS = "words"
 

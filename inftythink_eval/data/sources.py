@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
-from ..templates import split_solution
-from .config import Columns
+from inftythink_eval.formats.inftythink import split_solution
+from inftythink_eval.data.config import Columns
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 

@@ -25,11 +25,11 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
-from ..backends.base import Request, RequestError, SamplingParams, make_backend
-from ..templates import summary_chat
-from ..templates_plus import summary_chat_plus
-from .cache import SummaryCache, cache_key
-from .config import SummaryConfig
+from inftythink_eval.backends.base import Request, RequestError, SamplingParams, make_backend
+from inftythink_eval.formats.inftythink import summary_chat
+from inftythink_eval.formats.plus import summary_chat_plus
+from inftythink_eval.data.cache import SummaryCache, cache_key
+from inftythink_eval.data.config import SummaryConfig
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import importlib
 import pkgutil
 from typing import Any
 
-from ._base import REGISTRY, Decision, Mode, Param, Sample, Tools, all_params, own_params, union_params_class
-from ._base import seeded as _seeded  # noqa: F401  (tests check per-call seeds)
+from inftythink_eval.modes._base import REGISTRY, Decision, Mode, Param, Sample, Tools, all_params, own_params, union_params_class
+from inftythink_eval.modes._base import seeded as _seeded  # noqa: F401  (tests check per-call seeds)
 
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_"):

@@ -1,7 +1,6 @@
-"""What every mode shares: the sample, the tools, parameter declarations and the registry.
+"""What every mode shares: parameter declarations and the registry.
 
-Owns: ``Sample`` (one generation job), ``Tools`` (what a mode may use from the
-backends), ``Param`` (one declared mode parameter: name, type, default,
+Owns: ``Param`` (one declared mode parameter: name, type, default,
 docstring, lower bound), ``register`` (a mode module registers its class and
 its parameters), the frozen parameter dataclasses built from those
 declarations, and the small helpers several modes use (per-call seeds).
@@ -14,46 +13,12 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..backends.base import SamplingParams
-from ..templates import DEFAULT_MAX_ROUNDS, DEFAULT_ROUND_TOKENS
-from ..trace import REASON, RETRY, SUMMARY, Call, CallRecord, Final
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One generation job (a question and repeat) handed to the engine."""
-
-    id: str
-    question: str               # the user content (the task's prompt text)
-    params: SamplingParams      # the task's budget and sampling: max_gen_toks, temperature, top_p, until, seed
-    system: Optional[str] = None
-    chat: bool = False          # render prompts with the backend's chat template
-    native: bool = False        # render prompts as the protocol's User:{q}Assistant: (overrides chat)
-
-
-@dataclass(frozen=True)
-class Tools:
-    """What modes may use from the outside world: prompt rendering and token (de)coding."""
-
-    render: Callable[[Sample, str], str]          # (sample, user text) -> main-backend prompt
-    render_chat: Callable[[list[dict]], str]      # chat -> summarizer-backend prompt
-    encode: Callable[[str], list[int]]
-    decode: Callable[[Sequence[int]], str]
-    # (sample, user text, assistant prefill) -> the main backend's chat template over [system?, user],
-    # generation prompt, then the prefill; the assistant turn continues from there.
-    render_turn: Optional[Callable[[Sample, str, str], str]] = None
-
-
-Decision = Union[Call, Final]
-
-
-class Mode(Protocol):
-    name: str
-    params: Any
-
-    def next_call(self, sample: Sample, calls: list[CallRecord]) -> Decision: ...
+from inftythink_eval.backends.base import SamplingParams
+from inftythink_eval.formats.inftythink import DEFAULT_MAX_ROUNDS, DEFAULT_ROUND_TOKENS
+from inftythink_eval.run.sample import Decision, Mode, Sample, Tools  # noqa: F401  (modes import them from here)
+from inftythink_eval.run.trace import REASON, RETRY, SUMMARY, CallRecord
 
 
 # --- parameters --------------------------------------------------------------
@@ -199,6 +164,6 @@ def trailing_retries(calls: list[CallRecord]) -> int:
 
 def last_summary(calls: list[CallRecord]) -> Optional[str]:
     """The last summary's text, without the summariser's thinking (``templates.summary_text``)."""
-    from ..templates import summary_text
+    from inftythink_eval.formats.inftythink import summary_text
 
     return next((summary_text(c.output) for c in reversed(calls) if c.role == SUMMARY), None)

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from .. import templates as T
-from ..trace import REASON, Call, CallRecord, Final
-from ._base import Decision, Param, Sample, Tools, register, seeded
+from inftythink_eval.formats import inftythink as T
+from inftythink_eval.run.trace import REASON, Call, CallRecord, Final
+from inftythink_eval.modes._base import Decision, Param, Sample, Tools, register, seeded
 
 PARAMS = (
     Param("chunk", int, 8192, "chunk size C in tokens", 1, key=True),

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from .. import templates as T
-from ..trace import REASON, RETRY, Call, CallRecord, Final
-from ._base import MAX_ROUNDS, ROUND_TOKENS, Decision, Param, Sample, Tools, register, seeded, trailing_retries
+from inftythink_eval.formats import inftythink as T
+from inftythink_eval.run.trace import REASON, RETRY, Call, CallRecord, Final
+from inftythink_eval.modes._base import MAX_ROUNDS, ROUND_TOKENS, Decision, Param, Sample, Tools, register, seeded, trailing_retries
 
 PARAMS = (
     MAX_ROUNDS,

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from .. import templates_plus as P
-from ..templates import SUMMARY_OPEN, final_answer_text
-from ..trace import REASON, Call, CallRecord, Final
-from ._base import MAX_ROUNDS, ROUND_TOKENS, Decision, Sample, Tools, reasons, register, seeded
+from inftythink_eval.formats import plus as P
+from inftythink_eval.formats.inftythink import SUMMARY_OPEN, final_answer_text
+from inftythink_eval.run.trace import REASON, Call, CallRecord, Final
+from inftythink_eval.modes._base import MAX_ROUNDS, ROUND_TOKENS, Decision, Sample, Tools, reasons, register, seeded
 
 PARAMS = (MAX_ROUNDS, ROUND_TOKENS)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from .. import templates as T
-from ..backends.base import SamplingParams
-from ..trace import REASON, SUMMARY, Call, CallRecord, Final
-from ._base import MAX_ROUNDS, Decision, Param, Sample, Tools, last_summary, reasons, register, seeded
+from inftythink_eval.formats import inftythink as T
+from inftythink_eval.backends.base import SamplingParams
+from inftythink_eval.run.trace import REASON, SUMMARY, Call, CallRecord, Final
+from inftythink_eval.modes._base import MAX_ROUNDS, Decision, Param, Sample, Tools, last_summary, reasons, register, seeded
 
 PARAMS = (
     MAX_ROUNDS,

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import templates as T
-from ..trace import REASON, Call, CallRecord, Final
-from ._base import Decision, Sample, Tools, register, seeded
+from inftythink_eval.formats import inftythink as T
+from inftythink_eval.run.trace import REASON, Call, CallRecord, Final
+from inftythink_eval.modes._base import Decision, Sample, Tools, register, seeded
 
 
 @register("vanilla", rank=0)

@@ -8,10 +8,10 @@ Public API (task hooks in ``tasks/**/utils.py`` import from ``scoring.hooks``):
 Does not know: models, engines, how responses were produced.
 """
 
-from .choice import extract_choice
-from .mathcheck import MathVerdict, check_many, check_math, last_boxed, normalize_number
-from .metrics import maj_at_k, pass_at_k, question_metrics, report_ks
-from .sandbox import SandboxError, SandboxLimits, SandboxResult, run_many, run_python
+from inftythink_eval.scoring.choice import extract_choice
+from inftythink_eval.scoring.mathcheck import MathVerdict, check_many, check_math, last_boxed, normalize_number
+from inftythink_eval.scoring.metrics import maj_at_k, pass_at_k, question_metrics, report_ks
+from inftythink_eval.scoring.sandbox import SandboxError, SandboxLimits, SandboxResult, run_many, run_python
 
 __all__ = [
     "MathVerdict", "SandboxError", "SandboxLimits", "SandboxResult", "check_many", "check_math",

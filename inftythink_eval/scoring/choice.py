@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..templates import DEFAULT_UNCLOSED_THINK, scored_text
-from .mathcheck import last_boxed
+from inftythink_eval.formats.inftythink import DEFAULT_UNCLOSED_THINK, scored_text
+from inftythink_eval.scoring.mathcheck import last_boxed
 
 
 def _patterns(letters: str) -> list[re.Pattern]:

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ..templates import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
-from .sandbox import SandboxLimits, run_many
+from inftythink_eval.formats.inftythink import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
+from inftythink_eval.scoring.sandbox import SandboxLimits, run_many
 
 CONSENT_ENV = "HF_ALLOW_CODE_EVAL"
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional, Sequence
 
-from ..result import SampleOutput, stats_of
-from ..templates import (DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, check_unclosed_think,
+from inftythink_eval.run.output import SampleOutput, stats_of
+from inftythink_eval.formats.inftythink import (DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, check_unclosed_think,
                          scored_text)
-from .choice import extract_choice
-from .codecheck import check_code_many
-from .mathcheck import check_many
-from .metrics import question_metrics
+from inftythink_eval.scoring.choice import extract_choice
+from inftythink_eval.scoring.codecheck import check_code_many
+from inftythink_eval.scoring.mathcheck import check_many
+from inftythink_eval.scoring.metrics import question_metrics
 
 log = logging.getLogger(__name__)
 RULE_FIELD = "unclosed_think"  # the doc field that carries the task's truncation rule to the judging filters
@@ -44,10 +44,10 @@ def load_benchmark(benchmark: Optional[str] = None, unclosed_think: str = DEFAUL
     its ``unclosed_think`` key (``templates.scored_text``) is stamped on every doc, where the judging
     filters read it and where ``--log_samples`` shows it.
     """
-    from ..benchdata import load_dataset_dict
+    from inftythink_eval.scoring.datasets import load_dataset_dict
 
     if benchmark is None:
-        raise ValueError("task YAML must set dataset_kwargs: {benchmark: <name>} (see inftythink_eval.benchdata)")
+        raise ValueError("task YAML must set dataset_kwargs: {benchmark: <name>} (see inftythink_eval.scoring.datasets)")
     rule = check_unclosed_think(unclosed_think)
     data = load_dataset_dict(benchmark)
     for split in list(data):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Optional, Sequence
 
-from ..templates import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
-from .timelimit import TIMED_OUT, shared_pool
+from inftythink_eval.formats.inftythink import DEFAULT_UNCLOSED_THINK, THINK_UNCLOSED, UNCLOSED_THINK_NOTE, scored_text
+from inftythink_eval.scoring.timelimit import TIMED_OUT, shared_pool
 
 CHECK_SECONDS = 10.0      # hard limit per check (worker killed past it)
 _INNER_SECONDS = 5        # math-verify's own (signal) limits inside the worker

@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from typing import Optional, Sequence
 
-from ..result import STAT_KEYS, stats_of
+from inftythink_eval.run.output import STAT_KEYS, stats_of
 
 MAX_K = 64  # metric names pass@k / maj@k are declared in the task YAMLs up to this k
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load
+from inftythink_eval.training.config import ConfigError, load
 
 
 def recipe_path() -> Path:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        from .config import to_dict
+        from inftythink_eval.training.config import to_dict
 
         print(to_dict(cfg))
         if args.accelerate:

@@ -45,8 +45,8 @@ class TrainConfig:
     """``vanilla``, ``inftythink`` or ``inftythink_plus``: which zoo eval mode the trained model gets."""
     template: Optional[str] = None
     """How rows become training text.  ``native``: the v1 strings ``User:{q}Assistant:`` (released-schema
-    or prompt/completion rows, ``inftythink_eval.templates``).  ``chat``: the rows' ``messages`` rendered
-    by the base model's chat template (InftyThink+ cold-start rows, ``inftythink_eval.templates_plus``):
+    or prompt/completion rows, ``inftythink_eval.formats.inftythink``).  ``chat``: the rows' ``messages`` rendered
+    by the base model's chat template (InftyThink+ cold-start rows, ``inftythink_eval.formats.plus``):
     loss on the last assistant turn only, and none on its ``<history>...</history>`` span.  Unset:
     ``chat`` for ``inftythink_plus``, ``native`` otherwise."""
     scratch: dict = field(default_factory=dict)

@@ -11,7 +11,7 @@ Does not know: training, data, the synthetic task (the caller passes the charact
 
 from __future__ import annotations
 
-from ..templates import ASSISTANT_ROLE, USER_ROLE
+from inftythink_eval.formats.inftythink import ASSISTANT_ROLE, USER_ROLE
 
 SPECIALS = ("<pad>", "<eos>", "<unk>")
 PRINTABLE = "".join(chr(i) for i in range(32, 127)) + "\n"

@@ -10,7 +10,7 @@ What it does, in order (setup -> train -> save):
   1. rows, by ``template``:
      ``native`` (v1): builder output (released schema: question, history, reasoning_process,
      summary, conclusion) or prompt/completion rows -> prompt/completion pairs, built
-     with ``inftythink_eval.templates`` so training and evaluation formats cannot drift;
+     with ``inftythink_eval.formats.inftythink`` so training and evaluation formats cannot drift;
      ``chat`` (InftyThink+): ``messages`` rows -> token ids with a loss mask: the context turns
      rendered by the base model's chat template as a generation prompt (the evaluator's prompt),
      then the last assistant turn; no loss on the prompt nor on the turn's ``<history>…</history>``
@@ -38,8 +38,8 @@ import sys
 import time
 from pathlib import Path
 
-from inftythink_eval.templates import ASSISTANT_ROLE, USER_ROLE, native_prompt, native_target
-from inftythink_eval.templates_plus import history_spans, strip_think_opener
+from inftythink_eval.formats.inftythink import ASSISTANT_ROLE, USER_ROLE, native_prompt, native_target
+from inftythink_eval.formats.plus import history_spans, strip_think_opener
 from inftythink_eval.training.config import ConfigError, TrainConfig, load, to_dict
 
 SCHEMA_KEYS = ("question", "reasoning_process", "conclusion")

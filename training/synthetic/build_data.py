@@ -18,8 +18,8 @@ With ``--format plus``, instead of inftythink.jsonl and vanilla.jsonl:
                         see docs/training.md)
 
 The InftyThink instances come from the dataset builder (``inftythink_eval.data.build``) with the
-task-function summariser ``inftythink_eval.synthetic.summarise`` when that API is installed;
-otherwise from ``inftythink_eval.templates`` directly with the protocol's greedy segmentation
+task-function summariser ``inftythink_eval.scoring.synthetic.summarise`` when that API is installed;
+otherwise from ``inftythink_eval.formats.inftythink`` directly with the protocol's greedy segmentation
 (close a span once its running token count exceeds eta, including the crossing paragraph).
 Both routes produce the same rows for this task (one step per paragraph, fixed width).
 """
@@ -32,8 +32,8 @@ import os
 import sys
 from pathlib import Path
 
-from inftythink_eval import synthetic
-from inftythink_eval.templates import native_prompt, native_target
+from inftythink_eval.scoring import synthetic
+from inftythink_eval.formats.inftythink import native_prompt, native_target
 from inftythink_eval.training.scratch import char_tokenizer
 
 
@@ -105,7 +105,7 @@ def _via_builder(build, out: Path, eta: int, fmt: str = "inftythink") -> list[di
     from inftythink_eval.data.config import BuildConfig, Columns
 
     cfg = BuildConfig(source=str(out / "source.jsonl"), out=str(out / "built"), eta=eta, format=fmt,
-                      summarizer="python:inftythink_eval.synthetic:summarise", tokenizer=str(out / "tokenizer"),
+                      summarizer="python:inftythink_eval.scoring.synthetic:summarise", tokenizer=str(out / "tokenizer"),
                       columns=Columns(question="problem", solution="solution"), vanilla=False)
     build(cfg)
     import pyarrow.parquet as pq

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 
-from inftythink_eval.synthetic import problems, summary_line
-from inftythink_eval.templates import THINK_OPEN
-from inftythink_eval.templates_plus import history_block, round_messages
+from inftythink_eval.scoring.synthetic import problems, summary_line
+from inftythink_eval.formats.inftythink import THINK_OPEN
+from inftythink_eval.formats.plus import history_block, round_messages
 
 THINK = THINK_OPEN + "\n"
 

@@ -35,11 +35,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..backends.base import BackendError, SamplingParams, make_backend
-from ..cache import CallCache
-from ..engine import Engine
-from ..modes import ModeParams, Sample
-from .fault_server import FaultServer
+from inftythink_eval.backends.base import BackendError, SamplingParams, make_backend
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.engine.loop import Engine
+from inftythink_eval.modes import ModeParams, Sample
+from fault_server import FaultServer
 
 OPENAI_LOGGER = "inftythink_eval.backends.openai"   # where the openai backend warns of each retry
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .records import Record, RecordError
+from inftythink_eval.results.records import Record, RecordError
 
 DEFAULT_ROOT = Path("leaderboard") / "results"
 

@@ -15,7 +15,7 @@ Does not know: the model class itself (it is imported by name, on demand).
 
 import sys
 
-_MODEL_TARGET = "inftythink_eval.lm_eval_model:InftyThinkLM"
+_MODEL_TARGET = "inftythink_eval.lmeval.model:InftyThinkLM"
 
 
 def _register_model(module):
@@ -29,7 +29,7 @@ def tasks_dir():
     """Folder of our task YAMLs: packaged (wheel) or the checkout's ``tasks/`` (editable)."""
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder
     for candidate in (here / "tasks", here.parent / "tasks"):
         if candidate.is_dir():
             return candidate

@@ -28,11 +28,11 @@ import time
 from concurrent.futures import Future
 from typing import Optional, Sequence
 
-from .backends.base import Backend, BackendError, Completion, Request, RequestError
-from .cache import CallCache, call_key
-from .modes import Mode, ModeParams, Sample, make_mode
-from .render import make_tools
-from .trace import Call, CallRecord, Final, Trace
+from inftythink_eval.backends.base import Backend, BackendError, Completion, Request, RequestError
+from inftythink_eval.run.cache import CallCache, call_key
+from inftythink_eval.modes import Mode, ModeParams, Sample, make_mode
+from inftythink_eval.engine.prompts import make_tools
+from inftythink_eval.run.trace import Call, CallRecord, Final, Trace
 
 SCHEDULES = ("continuous", "rounds")
 

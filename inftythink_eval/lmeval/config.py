@@ -16,8 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .backends.base import backend_names, backend_spec
-from .modes import MODES, ModeParams, mode_param_specs
+from inftythink_eval.backends.base import backend_names, backend_spec
+from inftythink_eval.modes import MODES, ModeParams, mode_param_specs
 
 
 
@@ -116,7 +116,7 @@ def _backend_args(args: dict[str, Any], backends: list[str], taken: set[str]) ->
 def _vllm_engine_arg(key: str) -> bool:
     if importlib.util.find_spec("vllm") is None:
         return False
-    from .backends.vllm import engine_arg_names
+    from inftythink_eval.backends.vllm import engine_arg_names
 
     return key in engine_arg_names()
 

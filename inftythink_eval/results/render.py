@@ -14,9 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from . import reference
-from .records import GROUP_ORDER, GROUPS, Record
-from .store import write_text_atomic
+from inftythink_eval.results import reference
+from inftythink_eval.results.records import GROUP_ORDER, GROUPS, Record
+from inftythink_eval.results.store import write_text_atomic
 
 GROUP_TITLES = {"paper": "Paper benchmarks (MATH500, AIME24, GPQA-diamond)",
                 "appendix": "Appendix benchmarks (AIME25, AMC23, HumanEval, MBPP)",
@@ -48,7 +48,7 @@ def signed(value: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
 def mode_params_text(record: Record) -> str:
     """The run's mode parameters as its sidecar recorded them: a registered mode's key parameters and any
     other of its own that differ from the declared default; every parameter of a mode not registered here."""
-    from ..modes import MODES, mode_param_specs
+    from inftythink_eval.modes import MODES, mode_param_specs
 
     if record.mode not in MODES:
         return " ".join(f"{k}={v}" for k, v in sorted(record.mode_params.items()))
@@ -152,7 +152,7 @@ def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> st
 
 def render_all(records: list[Record], out_dir: Path, reported: Optional[list] = None) -> tuple[Path, Path]:
     """Write ``LEADERBOARD.md`` and ``index.html`` into ``out_dir``; return both paths."""
-    from . import page  # matplotlib is imported only when the page is rendered
+    from inftythink_eval.results import page  # matplotlib is imported only when the page is rendered
 
     reported = reference.load() if reported is None else reported
     md = write_text_atomic(Path(out_dir) / "LEADERBOARD.md", markdown(records, reported) + "\n")

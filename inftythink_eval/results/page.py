@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
-from . import plots, render
-from .records import Record
+from inftythink_eval.results import plots, render
+from inftythink_eval.results.records import Record
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1400px;padding:0 1rem;color:#222}

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from jinja2 import TemplateError
 
-from .backends.base import Backend
-from .modes import Sample, Tools
-from .templates import native_prompt
-from .templates_plus import round_messages, strip_think_opener
+from inftythink_eval.backends.base import Backend
+from inftythink_eval.run.sample import Sample, Tools
+from inftythink_eval.formats.inftythink import native_prompt
+from inftythink_eval.formats.plus import round_messages, strip_think_opener
 
 
 def _joined(system, text: str) -> str:
@@ -52,8 +52,8 @@ def make_tools(main: Backend, summarizer: Backend) -> Tools:
             return native_prompt(_joined(sample.system, text))
         if sample.chat:
             messages = ([{"role": "system", "content": sample.system}] if sample.system else []) + \
-                       list(getattr(sample, "history", ())) + [{"role": "user", "content": text}]
-            return main.apply_chat_template(messages) + getattr(sample, "gen_prefix", "")
+                       list(sample.history) + [{"role": "user", "content": text}]
+            return main.apply_chat_template(messages) + sample.gen_prefix
         return _joined(sample.system, text)
 
     def render_chat(messages: list[dict]) -> str:

@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-from . import sidecars, stats
-from .records import Record, RecordError, validate
-from .sidecars import IngestError
+from inftythink_eval.results import sidecars, stats
+from inftythink_eval.results.records import Record, RecordError, validate
+from inftythink_eval.results.sidecars import IngestError
 
 ACC_METRICS = ("acc", "pass@1", "exact_match", "math_verify", "acc_norm")
 STAT_METRICS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
@@ -161,7 +161,7 @@ def _mode(run: dict, args: dict, source: str) -> tuple[str, dict]:
     if isinstance(mode, dict):  # sidecar may hold {"name": ..., params...}
         params, mode = {k: v for k, v in mode.items() if k != "name"}, mode.get("name")
     if params is None:  # no sidecar (another lm-eval model): the keys the registered modes declare
-        from ..modes import mode_param_specs
+        from inftythink_eval.modes import mode_param_specs
 
         params = {k: v for k, v in args.items() if k in mode_param_specs(str(mode) if mode else None)}
     if not isinstance(params, dict):

@@ -14,7 +14,7 @@ summariser the dataset builder calls, traces in the OpenR1 ``<think>`` form,
 lm-eval documents for a depth, and the strict answer check.
 
 Does not know: tokenizers, models, training, lm-eval internals.  Prompt and
-target strings come from ``inftythink_eval.templates`` only.
+target strings come from ``inftythink_eval.formats.inftythink`` only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .templates import THINK_CLOSE, THINK_OPEN
+from inftythink_eval.formats.inftythink import THINK_CLOSE, THINK_OPEN
 
 MODULUS = 100
 STEP_SEP = "\n\n"  # steps are paragraphs, so the protocol's blank-line segmentation cuts between steps
@@ -149,8 +149,8 @@ def lm_eval_dataset(depth: int = 16, num_samples: int = 32, seed: int = 1234, **
 
 def lm_eval_results(doc: dict, results: list) -> dict:
     """``process_results`` hook: strict accuracy plus the engine's per-sample stats (NaN for other models)."""
-    from .result import stats_of
-    from .templates import final_answer_text
+    from inftythink_eval.run.output import stats_of
+    from inftythink_eval.formats.inftythink import final_answer_text
 
     response = results[0]
     return {"acc": float(is_correct(final_answer_text(str(response)), doc["answer"])), **stats_of(response)}

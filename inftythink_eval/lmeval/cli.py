@@ -43,7 +43,7 @@ def demo_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_run(args: argparse.Namespace) -> int:
     if "INFTYTHINK_DATA_DIR" not in os.environ:
-        shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
         if shared.is_dir():
             os.environ["INFTYTHINK_DATA_DIR"] = str(shared)
     for mode in args.modes.split(","):

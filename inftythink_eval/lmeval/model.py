@@ -28,35 +28,27 @@ import dataclasses
 import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from . import __version__
-from .backends.base import Backend, SamplingParams, backend_names, backend_spec, make_backend
-from .cache import CallCache
-from .config import EvalConfig, backend_keys, parse
-from .engine import Engine
-from .modes import Sample
-from .result import SampleOutput
-from .sidecar import Sidecar, git_commit, hardware, lm_eval_output_dir, weights_fingerprint
-from .templates import native_prompt
-from .zoo import resolve
+from inftythink_eval import __version__
+from inftythink_eval.backends.base import Backend, SamplingParams, backend_names, backend_spec, make_backend
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.lmeval.config import EvalConfig, backend_keys, parse
+from inftythink_eval.engine.loop import Engine
+from inftythink_eval.modes import Sample
+from inftythink_eval.run.output import SampleOutput
+from inftythink_eval.lmeval.sidecar import Sidecar, git_commit, hardware, lm_eval_output_dir, weights_fingerprint
+from inftythink_eval.formats.inftythink import native_prompt
+from inftythink_eval.checkpoints.cards import resolve
 
 log = logging.getLogger(__name__)
 # gen_kwargs lm-eval tasks use that this model understands; any other key is reported once, then ignored.
 KNOWN_GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "min_p")
-
-
-@dataclass(frozen=True)
-class ChatSample(Sample):
-    """A ``Sample`` rendered from a chat: the turns before the question, and the assistant's ``gen_prefix``."""
-
-    history: tuple = field(default=(), compare=False)  # few-shot turns as {"role", "content"} dicts
-    gen_prefix: str = ""                               # text the assistant turn starts with (lm-eval's gen_prefix)
 
 
 @dataclass(frozen=True)
@@ -283,7 +275,7 @@ class InftyThinkLM(LM):
         if native:
             return Sample(id=sample_id, question=chat.flat_question(), params=params, system=chat.system,
                           chat=True, native=True)
-        return ChatSample(id=sample_id, question=chat.question, params=params, system=chat.system, chat=True,
+        return Sample(id=sample_id, question=chat.question, params=params, system=chat.system, chat=True,
                           history=chat.history, gen_prefix=chat.gen_prefix)
 
     def _sampling_params(self, gen_kwargs: dict, seed: int) -> SamplingParams:

@@ -23,14 +23,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .records import Record  # noqa: E402
+from inftythink_eval.results.records import Record  # noqa: E402
 
 _MARKER_CYCLE = "os^DvP*Xph"
 
 
 def marker(mode: str) -> str:
     """One marker per registered mode, in the modes' rank order (vanilla o, inftythink s, ...); others x."""
-    from ..modes import MODES
+    from inftythink_eval.modes import MODES
 
     names = list(MODES)
     return _MARKER_CYCLE[names.index(mode) % len(_MARKER_CYCLE)] if mode in names else "x"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .zoo import cards, get_card, summary
+from inftythink_eval.checkpoints.cards import cards, get_card, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from . import lmeval_run, stats
-from .ingest import import_path
-from .records import Record, RecordError
-from .sidecars import IngestError
-from .store import Store, StoreError, default_root
+from inftythink_eval.results import lmeval_run, stats
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.records import Record, RecordError
+from inftythink_eval.results.sidecars import IngestError
+from inftythink_eval.results.store import Store, StoreError, default_root
 
 STATS = (("TOK", "tok", 0), ("LAT s", "lat", 2), ("rounds", "rounds", 2), ("peak ctx", "peak_ctx", 0))
 

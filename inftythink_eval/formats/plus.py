@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .templates import HISTORY_CLOSE, HISTORY_OPEN, SUMMARY_CLOSE, SUMMARY_OPEN, THINK_CLOSE, THINK_OPEN
+from inftythink_eval.formats.inftythink import HISTORY_CLOSE, HISTORY_OPEN, SUMMARY_CLOSE, SUMMARY_OPEN, THINK_CLOSE, THINK_OPEN
 
 # format_inftythink.py: CONCLUSION_START = CONCLUSION_END = '' (a conclusion is "\n{conclusion}\n").
 CONCLUSION_OPEN, CONCLUSION_CLOSE = "", ""

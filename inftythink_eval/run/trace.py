@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from .backends.base import SamplingParams
-from .templates import summary_cut
+from inftythink_eval.backends.base import SamplingParams
+from inftythink_eval.formats.inftythink import summary_cut
 
 REASON, RETRY, SUMMARY = "reason", "retry", "summary"
 

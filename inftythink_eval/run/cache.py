@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from .backends.base import Completion, Request
+from inftythink_eval.backends.base import Completion, Request
 
 FORMAT_VERSION = 2  # 2: keys hold the backend fingerprint and top_k/min_p
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import lmeval_run, stats
-from .ingest import import_path
-from .records import Record, RecordError
-from .sidecars import IngestError
+from inftythink_eval.results import lmeval_run, stats
+from inftythink_eval.results.ingest import import_path
+from inftythink_eval.results.records import Record, RecordError
+from inftythink_eval.results.sidecars import IngestError
 
 
 @dataclass(frozen=True)

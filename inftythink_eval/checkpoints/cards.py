@@ -26,7 +26,7 @@ PREFIX = "zoo:"
 
 def zoo_dir() -> Path:
     """The card folder: packaged (wheel) or the checkout's ``zoo/`` (editable)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder
     for candidate in (here / "_zoo", here.parent / "zoo"):
         if candidate.is_dir():
             return candidate
@@ -45,7 +45,7 @@ class ZooCard:
     def resolve_path(self) -> str:
         """A path or hub id that backends can load."""
         if self.source.get("fetch") == "smollm2":
-            from .fetch import smollm2_folder
+            from inftythink_eval.checkpoints.fetch import smollm2_folder
 
             return str(smollm2_folder())
         if "path" in self.source:

@@ -16,10 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import publish
-from .records import RecordError
-from .sidecars import IngestError
-from .store import Store, StoreError, default_root
+from inftythink_eval.results import publish
+from inftythink_eval.results.records import RecordError
+from inftythink_eval.results.sidecars import IngestError
+from inftythink_eval.results.store import Store, StoreError, default_root
 
 
 def _pages_dir() -> Path:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .ingest import iter_records
+    from inftythink_eval.results.ingest import iter_records
 
     records = iter_records(args.paths)  # every input parsed and validated before anything is written
     report = Store(args.store).add(records)
@@ -78,7 +78,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .render import render_all
+    from inftythink_eval.results.render import render_all
 
     records = Store(args.store).load()
     md, page = render_all(records, args.out)

@@ -1,1 +1,0 @@
-"""Test and benchmark helpers that are real parts: an OpenAI-compatible fault-injecting server."""
