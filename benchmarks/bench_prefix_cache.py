@@ -5,7 +5,7 @@ Usage (defaults: the first s1K trace, official segmentation at eta 256, its firs
     INFTYTHINK_DATA_DIR=../shared/data python benchmarks/bench_prefix_cache.py
     python benchmarks/bench_prefix_cache.py --trace 4 --spans 16 --max-tokens 40
 
-Builds the builder's real summary prompts (``templates.summary_chat`` over spans 0..i, the
+Builds the builder's real summary prompts (``formats.inftythink.summary_chat`` over spans 0..i, the
 backend's chat template) and asks for each summary once, greedy, first with the plain batched
 backend and then with ``prefix_cache=2`` (one request at a time, each prompt computing only what
 the previous one did not).  Prints one line per setting and the speed-up; checks that both give

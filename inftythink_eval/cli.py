@@ -3,6 +3,9 @@
 Owns: the subcommand table and dispatch.  Each subcommand lives in the
 module of the part it belongs to and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their subcommand runs.
+
+Does not know: any subcommand's flags (``eval`` passes every flag to lm-eval,
+``--help-mode``/``--help-backend`` aside), modes, backends.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "eval": ("inftythink_eval.lmeval.cli", "run lm_eval with the inftythink model (every lm_eval flag is accepted)"),
+    "eval": ("inftythink_eval.lmeval.cli", "run lm_eval with the inftythink model (every lm_eval flag is accepted; "
+             "--help-mode [NAME] and --help-backend [NAME] describe the modes and backends)"),
     "demo": ("inftythink_eval.lmeval.cli:demo", "the embedded default: SmolLM2 on a few MATH500 problems, offline"),
     "data": ("inftythink_eval.data.cli", "build InftyThink training data from long reasoning traces"),
     "train": ("inftythink_eval.training.cli", "run an SFT recipe from training/configs"),

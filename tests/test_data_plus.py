@@ -1,8 +1,9 @@
-"""``inftythink data build --format plus``: InftyThink+ cold-start rows, chained summaries, regenerate-then-drop.
+"""``inftythink data build --format inftythink_plus``: InftyThink+ cold-start rows, chained summaries,
+regenerate-then-drop; ``plus`` (the name before issue 20) still works as an alias.
 
 The scripted backend gives exact control of every summary (its text and whether it finished); one
 test runs the real SmolLM2 on the hf backend over a short trace.  Each row must be the chat of
-``templates_plus.training_messages`` and parse back with the evaluator's ``parse_iteration``.
+``formats.plus.training_messages`` and parse back with the evaluator's ``parse_iteration``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _script(rows: list[dict], special: dict | None = None) -> list[dict]:
 
 
 def _config(out: Path, **kw) -> BuildConfig:
-    return BuildConfig(**{"source": "mem", "out": str(out), "format": "plus", "eta": 8, "tokenizer": "words",
+    return BuildConfig(**{"source": "mem", "out": str(out), "format": "inftythink_plus", "eta": 8, "tokenizer": "words",
                           "columns": COLUMNS, "progress": False, **kw})
 
 
@@ -124,7 +125,7 @@ def test_an_unfinished_summary_is_regenerated_then_the_trace_is_dropped_and_coun
     rows = _rows(8)
     special = {(1, 0): [UNFINISHED, UNFINISHED, _summary("Question 1?", 0)],   # finishes at the third try
                (3, 1): [UNFINISHED]}                                          # never finishes
-    report, _ = _build(tmp_path / "out", rows, special, summary=SummaryConfig.for_format("plus", n=5))
+    report, _ = _build(tmp_path / "out", rows, special, summary=SummaryConfig.for_format("inftythink_plus", n=5))
     assert report["counts"]["traces_out"] == 7 and report["drops"] == {"summary_unfinished": 1}
     built = _load(tmp_path / "out")
     assert {r["question"] for r in built} == {r["question"] for r in rows} - {"Question 3?"}
@@ -143,17 +144,41 @@ def test_an_unfinished_summary_is_regenerated_then_the_trace_is_dropped_and_coun
 
 
 def test_plus_defaults_follow_protocol_plus_and_mismatches_are_clear_errors(tmp_path):
-    config = BuildConfig(source="x.jsonl", out=str(tmp_path), format="plus")
+    config = BuildConfig(source="x.jsonl", out=str(tmp_path), format="inftythink_plus")
     assert config.eta == DEFAULT_PLUS_ETA == 6000
     s = config.summary
-    assert (s.format, s.temperature, s.top_p, s.max_tokens, s.n, s.summarize_last) == ("plus", 0.5, 0.95, 1024, 65, False)
+    assert (s.format, s.temperature, s.top_p, s.max_tokens, s.n, s.summarize_last) == (
+        "inftythink_plus", 0.5, 0.95, 1024, 65, False)
     assert BuildConfig(source="x.jsonl", out=str(tmp_path)).eta == 4096
-    with pytest.raises(ValueError, match="summary format 'inftythink' does not match the build format 'plus'"):
-        BuildConfig(source="x.jsonl", out=str(tmp_path), format="plus", summary=SummaryConfig(n=2))
+    with pytest.raises(ValueError, match="summary format 'inftythink' does not match the build format "
+                                         "'inftythink_plus'"):
+        BuildConfig(source="x.jsonl", out=str(tmp_path), format="inftythink_plus", summary=SummaryConfig(n=2))
     with pytest.raises(ValueError, match="summariser was made for format 'inftythink'"):
         build(_config(tmp_path / "o"), summarizer=BackendSummarizer(ScriptedBackend(script=[])), rows=_rows(2))
-    with pytest.raises(ValueError, match="format must be one of inftythink, plus"):
+    with pytest.raises(ValueError, match=r"format must be one of inftythink, inftythink_plus \(or the alias plus\)"):
         BuildConfig(source="x.jsonl", out=str(tmp_path), format="v2")
+
+
+def test_plus_is_an_alias_of_inftythink_plus_and_old_caches_and_reports_still_read(tmp_path):
+    """``format="plus"`` (the builder's name before issue 20) builds the same config; the summariser id, part of
+    every cache key, still says ``fmt=plus`` so a cache written before the rename hits; an old shard report
+    that says ``plus`` merges into one that says ``inftythink_plus``."""
+    from inftythink_eval.data.stats import merge_reports
+
+    old, new = (BuildConfig(source="x.jsonl", out=str(tmp_path), format=f) for f in ("plus", "inftythink_plus"))
+    assert old == new and old.format == old.summary.format == "inftythink_plus"
+    assert SummaryConfig.for_format("plus") == SummaryConfig.for_format("inftythink_plus")
+    assert BackendSummarizer(ScriptedBackend(script=[]), new.summary).id.endswith("|fmt=plus")
+    first, _ = _build(tmp_path / "out", _rows(3))
+    report = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert report["config"]["format"] == report["config"]["summary"]["format"] == "inftythink_plus"
+    legacy = dict(report, config=dict(report["config"], format="plus", shard=[0, 1],
+                                      summary=dict(report["config"]["summary"], format="plus")))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "stats-part-0-of-1.json").write_text(json.dumps(legacy))
+    merged = merge_reports(tmp_path / "old")
+    assert merged["config"]["format"] == merged["config"]["summary"]["format"] == "inftythink_plus"
+    assert merged["counts"] == first["counts"]
 
 
 def test_rerun_takes_every_summary_from_the_cache_and_writes_identical_files(tmp_path):
@@ -175,7 +200,7 @@ def test_shards_cover_the_source(tmp_path):
     assert sorted(_load(tmp_path / "sharded"), key=key) == sorted(_load(tmp_path / "whole"), key=key)
 
 
-def test_cli_format_plus_with_a_scripted_summarizer(tmp_path):
+def test_cli_format_plus_alias_with_a_scripted_summarizer(tmp_path):
     rows = _rows(5)
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -189,7 +214,7 @@ def test_cli_format_plus_with_a_scripted_summarizer(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "traces out 4" in proc.stdout and "summary_unfinished 1" in proc.stdout
     report = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert report["config"]["format"] == "plus" and report["config"]["summary"]["n"] == 3
+    assert report["config"]["format"] == "inftythink_plus" and report["config"]["summary"]["n"] == 3
     assert report["config"]["summary"]["top_p"] == 0.95, "unset flags keep the plus defaults"
     assert all(r["messages"][0] == {"role": "user", "content": r["question"]} for r in _load(tmp_path / "out"))
 

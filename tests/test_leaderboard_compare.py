@@ -54,3 +54,24 @@ def test_compare_refuses_bad_modes():
     proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "compare", "--model_args", "pretrained=x",
                            "--tasks", "t", "--modes", "vanilla"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "at least two different modes" in proc.stderr
+
+
+def test_with_mode_replaces_the_mode_and_refuses_malformed_text():
+    from inftythink_eval.results.lmeval_run import LmEvalRun, with_mode
+
+    assert with_mode("pretrained=x, mode=vanilla ,backend=hf", "summarize") == "pretrained=x,backend=hf,mode=summarize"
+    with pytest.raises(ValueError, match="--model_args: expected pretrained=.*got 'backend'"):
+        with_mode("pretrained=x,backend", "vanilla")
+    run = LmEvalRun(model="inftythink", model_args="a=1", tasks="t", output_path="o", gen_kwargs={"max_gen_toks": 8, "top_p": 0.9})
+    assert run.argv()[run.argv().index("--gen_kwargs") + 1] == "max_gen_toks=8,top_p=0.9"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model_args", "pretrained=x,mode=vanilla"], "must not set mode="),
+    (["--model_args", "pretrained=x,backend"], "--model_args: expected pretrained=zoo:smollm2-135m-instruct,backend=hf, got 'backend'"),
+    (["--model_args", "pretrained=x", "--gen_kwargs", "max_gen_toks"], "--gen_kwargs: expected max_gen_toks=256"),
+    (["--model_args", "pretrained=x", "--gen_kwargs", "max_gen_toks=8,max_gen_toks=9"], "max_gen_toks is given twice")])
+def test_compare_refuses_malformed_key_value_text_before_running_anything(flags, message):
+    proc = subprocess.run([sys.executable, "-m", "inftythink_eval.cli", "compare", "--tasks", "t", *flags],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr

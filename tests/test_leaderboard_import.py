@@ -119,3 +119,13 @@ def test_inftythink_run_without_its_sidecar_is_refused(tmp_path):
         run.unlink()
     with pytest.raises(IngestError, match="no inftythink_run_"):
         import_path(bad)
+
+
+def test_model_args_of_a_results_file_are_read_as_lm_eval_read_them():
+    from inftythink_eval.results.ingest import _model_args
+
+    assert _model_args("pretrained=x, backend=hf,mode=summarize,eta=8") == {
+        "pretrained": "x", "backend": "hf", "mode": "summarize", "eta": "8"}
+    # lm-eval accepted a bare key and a repeated key: old results files holding them still import
+    assert _model_args("pretrained=x,trust_remote_code,mode=a,mode=b,k=a=b") == {"pretrained": "x", "mode": "b", "k": "a=b"}
+    assert _model_args({"pretrained": "x"}) == {"pretrained": "x"} and _model_args(None) == {}

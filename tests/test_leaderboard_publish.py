@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from inftythink_eval.results.render import render_all
+from inftythink_eval.results.write import render_all
 from inftythink_eval.results.store import Store
 from test_leaderboard_fixtures import REPO, make_record
 

@@ -12,7 +12,8 @@ import pytest
 
 from inftythink_eval.results import plots
 from inftythink_eval.results.ingest import import_path
-from inftythink_eval.results.render import markdown, mode_params_text, model_text, render_all
+from inftythink_eval.results.render import markdown, mode_params_text, model_text
+from inftythink_eval.results.write import render_all
 from inftythink_eval.results import reference
 from test_leaderboard_fixtures import REPO, scripted_degraded, scripted_two_modes
 

@@ -88,7 +88,10 @@ BAD_ARGS = [("backend=scripted,modee=vanilla", "valid keys"),
             ("backend=scripted,mode=fast", "valid modes are vanilla, inftythink, summarize, delethink"),
             ("backend=hf", "needs pretrained="),
             ("backend=scripted,eta=lots", "eta='lots': expected int"),
-            ("backend=telepathy,pretrained=x", "valid backends are")]
+            ("backend=telepathy,pretrained=x", "valid backends are"),
+            ("backend=scripted,mode=vanilla,mode=inftythink", "mode is given twice"),
+            ("backend=scripted,vanilla", "expected key=value,key=value"),
+            ("backend=openai,pretrained=x", "needs base_url=")]
 
 
 def test_bad_model_args_fail_before_generation(tmp_path, mini_task):
@@ -105,6 +108,22 @@ def test_bad_model_args_fail_before_generation(tmp_path, mini_task):
         with pytest.raises(Exception) as err:
             get_model("inftythink").create_from_arg_string(args, {"batch_size": 1, "device": None})
         assert needle in str(err.value), (args, str(err.value))
+
+
+def test_model_args_text_reads_as_lm_eval_reads_it():
+    """``create_from_arg_string`` splits with the one key=value parser and reads each value as lm-eval does
+    (true/false, none, numbers, quoted text), so every string lm-eval accepted parses to the same config."""
+    from lm_eval.utils import simple_parse_args_string
+
+    from inftythink_eval.lmeval.config import from_args, from_text
+
+    for text in ("backend=scripted,mode=summarize,eta=32,summary_temperature=0.25,progress=false,seed=7",
+                 "backend=scripted,template='native',trace_dir=none,batch_size=auto,,max_gen_toks=64",
+                 "pretrained=zoo:tiny-synthetic-inftythink,batch_size=2,user_role=<|U|>"):
+        assert from_text(text) == from_args(simple_parse_args_string(text)), text
+    config = from_text("backend=scripted,mode=summarize,eta=32,template='native'", {"batch_size": 4, "device": None})
+    assert (config.mode, config.mode_args, config.template, config.backend_args) == \
+        ("summarize", {"eta": 32}, "native", {"batch_size": 4})
 
 
 @pytest.mark.slow  # a killed run, ~30 s: .ci/run's slow step

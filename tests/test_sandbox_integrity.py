@@ -21,6 +21,7 @@ import pytest
 from conftest import HANG_S, wait_until
 from inftythink_eval.scoring import SandboxError, SandboxLimits, hooks, run_python, sandbox
 from inftythink_eval.scoring.codecheck import check_code_many
+from inftythink_eval.scoring.families import code as code_family
 
 BASE_UID, UID_COUNT = sandbox.BASE_UID, sandbox.UID_COUNT
 
@@ -44,7 +45,7 @@ def mbpp_doc():
 def code_hooks(monkeypatch):
     """The code task's real judging hook, consented, with sandbox limits that only bound a hang."""
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
-    monkeypatch.setattr(hooks, "check_code_many", functools.partial(check_code_many, limits=LIMITS))
+    monkeypatch.setattr(code_family, "check_code_many", functools.partial(check_code_many, limits=LIMITS))
 
 
 @pytest.mark.parametrize("escape", list(EARLY_EXITS))

@@ -1,6 +1,6 @@
 """The one truncation rule: a ``<think>`` opened and never closed scores as no answer (configurable).
 
-The rule itself (``templates.scored_text``), then through the real task hooks
+The rule itself (``formats.inftythink.scored_text``), then through the real task hooks
 (``load_benchmark`` stamps the task's rule on the docs, the judging filters and
 ``process_results`` apply it and report ``think_unclosed``), then through the
 real ``lm_eval`` CLI with the scripted backend: the default rule, a task whose
@@ -19,6 +19,7 @@ import pytest
 from inftythink_eval.scoring.datasets import load_rows
 from inftythink_eval.scoring import SandboxLimits, check_many, hooks
 from inftythink_eval.scoring.codecheck import check_code_many
+from inftythink_eval.scoring.families import code as code_family, math as math_family
 from inftythink_eval.formats.inftythink import (DEFAULT_UNCLOSED_THINK, THINK_CLOSED, THINK_NONE, THINK_UNCLOSED,
                                        UNCLOSED_THINK_NOTE, scored_text)
 
@@ -50,8 +51,8 @@ def test_default_is_no_answer_and_a_wrong_rule_says_how_to_set_it():
 def hang_only_limits(monkeypatch):
     """The real judging hooks, with limits that only bound a hang: a check or a program that must pass is not
     raced against the product's 10 s limits (which would also have to cover a cold worker importing sympy)."""
-    monkeypatch.setattr(hooks, "check_many", functools.partial(check_many, limit=300))
-    monkeypatch.setattr(hooks, "check_code_many",
+    monkeypatch.setattr(math_family, "check_many", functools.partial(check_many, limit=300))
+    monkeypatch.setattr(code_family, "check_code_many",
                         functools.partial(check_code_many, limits=SandboxLimits(wall_s=300, cpu_s=300)))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from inftythink_eval.scoring.datasets import BENCHMARKS
+from inftythink_eval.scoring.families import FAMILIES
 from inftythink_eval.scoring.codecheck import CodeEvalNotAllowed, extract_code
 from inftythink_eval.scoring.hooks import choice_prompt, code_prompt, judge_code, math_prompt
 
@@ -51,7 +52,7 @@ def test_leaf_settings(configs):
         metrics = {m["metric"] for m in cfg["metric_list"]}
         assert {"acc", "pass@1", "pass@16", "maj@16", "tok", "lat", "rounds", "peak_ctx", "truncated",
                 "format_fail", "check_timeout"} <= metrics
-        assert cfg.get("unsafe_code", False) is (BENCHMARKS[name[len("inftythink_"):]].family == "code")
+        assert cfg.get("unsafe_code", False) is FAMILIES[BENCHMARKS[name[len("inftythink_"):]].family].unsafe_code
 
 
 def test_paper_protocol_variants(configs):
@@ -88,7 +89,7 @@ def test_every_leaf_starts_with_a_card():
 
 def test_hooks_are_one_line_imports():
     source = (TASKS_DIR / "_base" / "utils.py").read_text()
-    assert "def " not in source and "from inftythink_eval.scoring.hooks import" in source
+    assert "def " not in source and "from inftythink_eval.scoring.hooks import *" in source
 
 
 def test_prompts():

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_DIR
-from inftythink_eval.scoring.datasets import BENCHMARKS, BenchmarkDataError, gpqa_order, load_rows
+from inftythink_eval.scoring.datasets import BENCHMARKS, BenchmarkDataError, load_rows
+from inftythink_eval.scoring.families import FAMILIES
+from inftythink_eval.scoring.families.choice import gpqa_order
 
 DATA = DATA_DIR
 pytestmark = pytest.mark.usefixtures("data_dir")  # fails, naming the folder, when the data is missing
@@ -29,11 +31,15 @@ def mirror(tmp_path: Path) -> Path:
 def test_row_counts_and_schema(name):
     rows = load_rows(name, str(DATA))
     assert len(rows) == BENCHMARKS[name].rows
-    family = BENCHMARKS[name].family
-    need = {"math": {"id", "problem", "answer"}, "choice": {"id", "question", "choices", "answer", "gold_text"},
-            "code": {"id", "prompt", "entry_point", "setup", "tests", "reference", "first_test"}}[family]
-    assert all(need <= set(r) for r in rows)
+    need = set(FAMILIES[BENCHMARKS[name].family].schema)  # the schema its family declares
+    assert all(set(r) == need for r in rows)
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_family_schemas_are_the_documented_ones():  # docs/tasks.md, "Data loading"
+    assert {name: set(f.schema) for name, f in FAMILIES.items()} == {
+        "math": {"id", "problem", "answer"}, "choice": {"id", "question", "choices", "answer", "gold_text"},
+        "code": {"id", "prompt", "entry_point", "setup", "tests", "reference", "first_test"}}
 
 
 def test_mbpp_is_the_standard_test_split():
@@ -94,7 +100,7 @@ def test_bad_zip_and_bad_gzip(tmp_path):
     for rel in ("gpqa/dataset.zip", "humaneval/HumanEval.jsonl.gz"):
         (root / rel).unlink()
         (root / rel).write_bytes(b"not an archive")
-    with pytest.raises(BenchmarkDataError, match="not the GPQA zip"):
+    with pytest.raises(BenchmarkDataError, match="not the GPQA-diamond zip with dataset/gpqa_diamond.csv"):
         load_rows("gpqa_diamond", str(root))
     with pytest.raises(BenchmarkDataError, match="cannot be read as gzip"):
         load_rows("humaneval", str(root))

@@ -18,11 +18,21 @@ import pytest
 
 from conftest import DATA_DIR, LM_EVAL_BIN
 from inftythink_eval.scoring.datasets import BENCHMARKS, load_rows
+from inftythink_eval.scoring.families import FAMILIES
 from inftythink_eval.scoring.hooks import code_prompt
 
 DATA = str(DATA_DIR)
 TASKS = [f"inftythink_{name}" for name in BENCHMARKS]
 pytestmark = pytest.mark.usefixtures("data_dir")  # fails, naming the folder, when the data is missing
+
+
+WRITTEN_HERE = ("math", "choice", "code")  # the families whose right and wrong answers the two functions below write
+
+
+def test_every_registered_family_has_its_answers_written_here():
+    missing = sorted(set(FAMILIES) - set(WRITTEN_HERE))
+    assert not missing, (f"task families {missing} are registered but this test cannot answer them: add how a model "
+                         "writes a right and a wrong answer to gold_response and wrong_response, and the name to WRITTEN_HERE")
 
 
 def gold_response(name: str, row: dict) -> tuple[str, str]:

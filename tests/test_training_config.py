@@ -52,6 +52,16 @@ def test_template_defaults_by_format_and_plus_cannot_train_on_native_strings():
         from_dict({**MINIMAL, "model": "scratch", "scratch": {"chars": "ab", "chat_template": "chatml"}})
 
 
+def test_scratch_chat_template_plus_is_read_as_inftythink_plus():
+    """One spelling of the format (issue 20); ``plus``, the spelling of configs and train summaries written
+    before it (zoo/tiny-synthetic-inftythink-plus/train_summary.json), is still read."""
+    for name in ("plus", "inftythink_plus"):
+        cfg = from_dict({**MINIMAL, "model": "scratch", "scratch": {"chars": "ab", "chat_template": name}})
+        assert cfg.scratch["chat_template"] == "inftythink_plus"
+    tiny = load(ROOT / "training/configs/tiny-synthetic_inftythink_plus.yaml")
+    assert tiny.scratch["chat_template"] == "inftythink_plus"
+
+
 def test_accelerate_configs_exist_for_one_gpu_one_node_and_several_nodes():
     names = {p.stem for p in (ROOT / "training" / "accelerate").glob("*.yaml")}
     assert {"single_gpu", "node_8gpu_zero3", "multinode_zero3", "node_8gpu_fsdp"} <= names
@@ -84,8 +94,10 @@ def test_overrides_are_typed_and_reach_into_dicts():
     assert (cfg.learning_rate, cfg.max_steps, cfg.packing) == (1e-4, 7, False)
     assert cfg.scratch["hidden_size"] == 32 and cfg.scratch["chars"] == "printable"
     assert cfg.data == ("a.jsonl", "b.jsonl")
-    with pytest.raises(ConfigError, match="not key=value"):
+    with pytest.raises(ConfigError, match=r"override: expected key=value, e.g. learning_rate=2e-5.*got 'learning_rate'"):
         load(path, ["learning_rate"])
+    with pytest.raises(ConfigError, match="override: max_steps is given twice"):
+        load(path, ["max_steps=1", "max_steps=2"])
     with pytest.raises(ConfigError, match="did you mean 'max_steps'"):
         load(path, ["max_step=3"])
 
@@ -105,5 +117,6 @@ def test_train_cli_dry_run_validates_and_prints_the_accelerate_launch(capsys):
                  "--accelerate", str(ROOT / "training/accelerate/node_8gpu_zero3.yaml")]) == 0
     out = capsys.readouterr().out
     assert "'learning_rate': 2e-05" in out and "accelerate.commands.launch --config_file" in out
+    assert " -m inftythink_eval.training.sft --config " in out, "the recipe runs from the package (no checkout needed)"
     assert main(["train", "--config", str(ROOT / cfg), "--dry-run", "learnin_rate=1"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err

@@ -1,11 +1,11 @@
 """The SFT recipe on InftyThink+ rows (``template: chat``): chat-template rendering, and no loss on ``<history>``.
 
-Data: the dataset builder's ``--format plus`` output of the synthetic task.  Asserts that labels are
+Data: the dataset builder's ``--format inftythink_plus`` output of the synthetic task.  Asserts that labels are
 -100 over exactly the prompt and the ``<history>…</history>`` span and equal the ids elsewhere, that
 the loss sends no gradient to the logits that predict history tokens (while the same batch with the
 history unmasked does), that the prompt is the evaluator's (chat template, ``<think>`` opener cut),
 and that a tiny model trains and saves.  Expected texts are spelled out from PROTOCOL_PLUS.md in this
-file (``plus_texts``), not built with ``templates_plus``, so a format that drifts fails here.
+file (``plus_texts``), not built with ``formats.plus``, so a format that drifts fails here.
 """
 
 import json
@@ -17,15 +17,16 @@ import torch
 from inftythink_eval.formats.plus import training_messages
 from inftythink_eval.training.config import ConfigError, from_dict
 
-from test_training_recipe import ROOT, build_data, sft  # the recipe and the builder, loaded from their files once
+from test_training_recipe import ROOT, build_data, sft  # the recipe (the package's) and the builder (loaded once)
 
 
 @pytest.fixture(scope="module")
 def plus_data(tmp_path_factory):
-    """Builder output (--format plus) for 12 synthetic questions (depth 1..30, eta 40: several rounds each)."""
+    """Builder output (--format inftythink_plus) for 12 synthetic questions (depth 1..30, eta 40: several rounds
+    each)."""
     out = tmp_path_factory.mktemp("synthetic-plus")
     assert build_data.main(["--out", str(out), "--questions", "12", "--max-depth", "30", "--eta", "40",
-                            "--format", "plus"]) == 0
+                            "--format", "inftythink_plus"]) == 0
     summary = json.loads((out / "data_summary.json").read_text())
     assert summary["route"].startswith("inftythink_eval.data.build")
     rows = [json.loads(line) for line in (out / "inftythink_plus.jsonl").read_text().splitlines()]
@@ -39,9 +40,9 @@ def plus_data(tmp_path_factory):
 
 def plus_cfg(data, out, **kw):
     base = {"model": "scratch", "format": "inftythink_plus", "data": [str(data)], "output_dir": str(out),
-            "scratch": {"chars": "printable", "chat_template": "plus", "hidden_size": 32, "intermediate_size": 64,
-                        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
-                        "max_position_embeddings": 256},
+            "scratch": {"chars": "printable", "chat_template": "inftythink_plus", "hidden_size": 32,
+                        "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "num_key_value_heads": 2, "max_position_embeddings": 256},
             "max_length": 256, "global_batch_size": 2, "per_device_batch_size": 2, "learning_rate": 1e-2,
             "max_steps": 2, "precision": "fp32", "gradient_checkpointing": False, "logging_steps": 1,
             "save_steps": 1, "report_to": "none", "seed": 0}
@@ -59,7 +60,7 @@ def plus_texts(row: dict) -> tuple[str, str]:
     """(untrained, trained) text of one cold-start row under the tiny model's chat template (eos not included).
 
     The assistant turn is written out from ../shared/PROTOCOL_PLUS.md ("Format differs from v1"), not imported
-    from ``templates_plus``: ``<history>\n{S}\n</history>`` (absent in the first iteration; loss weight 0), then
+    from ``formats.plus``: ``<history>\n{S}\n</history>`` (absent in the first iteration; loss weight 0), then
     ``<think>\n{reasoning}\n</think>``, then ``<summary>\n{S}\n</summary>`` or ``\n{conclusion}\n``.  The chat
     template around it is the scratch model's own (``<|user|>{q}<|assistant|>``, ours, not a protocol string).
     """
@@ -170,7 +171,7 @@ def test_prompt_is_the_evaluators_chat_template_prompt_with_the_think_opener_cut
 def test_v1_rows_and_rows_without_an_assistant_turn_are_clear_errors():
     from inftythink_eval.training.scratch import char_tokenizer
 
-    tok = char_tokenizer(chat_template="plus")
+    tok = char_tokenizer(chat_template="inftythink_plus")
     v1 = {"messages": [{"role": "user", "content": "User:qAssistant:"}, {"role": "assistant", "content": "<think>"}]}
     with pytest.raises(ConfigError, match="v1 native prompt"):
         sft.to_chat_example(v1, tok)

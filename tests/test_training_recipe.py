@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from inftythink_eval.training import sft
 from inftythink_eval.training.config import ConfigError, from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,6 @@ def _load(name, path):
     return module
 
 
-sft = _load("sft_recipe_under_test", ROOT / "training" / "recipes" / "sft.py")
 build_data = _load("build_data_under_test", ROOT / "training" / "synthetic" / "build_data.py")
 
 
@@ -246,3 +246,18 @@ def test_accelerate_launch_runs_the_same_recipe(data_dir, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=880, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "train_summary.json").read_text())["global_step"] == 1
+
+
+def test_the_checkout_launcher_runs_the_packages_recipe(tmp_path):
+    """``training/recipes/sft.py`` is a thin launcher of ``inftythink_eval.training.sft`` (for ``accelerate launch
+    training/recipes/sft.py``); ``inftythink train`` loads the recipe from the package, so a wheel is enough."""
+    import subprocess
+    import sys
+
+    from inftythink_eval.training.cli import load_recipe
+
+    assert load_recipe() is sft
+    for launcher in ([str(ROOT / "training" / "recipes" / "sft.py")], ["-m", "inftythink_eval.training.sft"]):
+        proc = subprocess.run([sys.executable, *launcher, "--config", str(tmp_path / "missing.yaml")],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 2 and "no training config at" in proc.stderr, proc.stderr[-2000:]

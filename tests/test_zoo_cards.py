@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from inftythink_eval.checkpoints import cards as zoo
-
 from inftythink_eval.checkpoints import cli as zoo_cli
 from inftythink_eval.lmeval.config import parse
 
@@ -30,6 +29,20 @@ def test_every_card_validates_its_eval_args_with_the_evaluator(name):
     assert config.mode == card.eval_mode
     for score in card.raw["scores"].get("reported") or []:
         assert score.get("source"), f"{name}: every reported score states its source"
+
+
+def test_zoo_defaults_are_applied_in_the_one_parse_and_explicit_keys_win():
+    config = parse({"pretrained": "zoo:tiny-synthetic-inftythink"})
+    assert (config.mode, config.mode_args, config.backend_args) == \
+        ("inftythink", {"round_tokens": 200, "max_rounds": 40}, {"batch_size": 32})
+    assert config.pretrained == "zoo:tiny-synthetic-inftythink"
+    assert config.model_path() == zoo.resolve("zoo:tiny-synthetic-inftythink")[0]
+    config = parse({"pretrained": "zoo:tiny-synthetic-inftythink", "mode": "vanilla", "batch_size": "2",
+                    "max_rounds": None})
+    assert (config.mode, config.mode_args, config.backend_args) == ("vanilla", {"round_tokens": 200}, {"batch_size": 2})
+    assert parse({"backend": "scripted"}).mode == "vanilla"
+    with pytest.raises(ValueError, match="unknown zoo model 'nope'"):
+        parse({"pretrained": "zoo:nope"})
 
 
 def test_local_cards_point_at_committed_transformers_folders():

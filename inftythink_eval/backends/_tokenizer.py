@@ -4,6 +4,8 @@ Owns: count/encode/decode without special tokens, the one BOS rule for
 prompts (``prompt_ids``) and chat-template rendering with a clear error when
 the model has none.  Classes using it provide a
 ``tokenizer`` attribute (or property) and ``model_id``.
+
+Does not know: engines, requests, rounds, lm-eval.
 """
 
 from __future__ import annotations

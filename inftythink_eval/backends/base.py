@@ -4,8 +4,12 @@ Owns: the request/response value types (``SamplingParams``, ``Request``,
 ``Completion``), the errors (``RequestError`` costs one request,
 ``BackendError`` ends the run), the request-level ``Backend`` protocol
 (``submit`` one request, get a future that resolves when *that* request
-finishes, with its own timestamps) and the registry of one-file backends
-(each declares its class, its options dataclass and its install hint).
+finishes, with its own timestamps) and the registry of one-file backends:
+every module of this package whose name does not start with ``_`` is
+discovered (``discover``, pkgutil, no hand list) and registers itself with
+its class, its options dataclass, its install hint and what the rest needs
+to know (``BackendSpec``: needs a model? a URL? a run seed? pass-through
+engine arguments? the default?).
 
 Does not know: rounds, modes, templates, lm-eval.
 """
@@ -15,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import pkgutil
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Collection, Optional, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,11 @@ def gather(futures: Sequence["Future[Completion]"]) -> list[Completion]:
 # --- registry of one-file backends -----------------------------------------
 @dataclass(frozen=True)
 class BackendSpec:
-    """What a backend module declares about itself (``register_backend`` in that module)."""
+    """What a backend module declares about itself (``register_backend`` at its top level).
+
+    Everything the rest of the package needs to know about a backend is here, so that nothing outside
+    ``backends/`` branches on a backend's name and a new backend is one new module.
+    """
 
     name: str
     target: str
@@ -158,42 +167,101 @@ class BackendSpec:
     """How to install what the backend needs (shown when an import fails)."""
     requires: tuple[str, ...] = ()
     """Top-level modules the backend imports (checked before any model is loaded)."""
+    summary: str = ""
+    """One line: what the engine is (``--help-backend`` and the README's table show it)."""
+    needs_pretrained: bool = True
+    """model_args must name a model (``pretrained=``); a backend that replays given outputs does not."""
+    url_key: Optional[str] = None
+    """The options key that holds the server URL; when set it is required (``summarizer_base_url`` goes there
+    for a summariser on this backend)."""
+    takes_seed: bool = False
+    """The constructor takes the run's ``seed=`` (an engine-level seed beside the per-request ones)."""
+    extra_keys: Optional[Callable[[], Collection[str]]] = None
+    """Pass-through keys beyond ``options``: a function listing every other name the engine accepts (called
+    only when a key is not declared, so it may import the engine)."""
+    extra_doc: str = ""
+    """How help and docs describe the pass-through keys."""
+    default: bool = False
+    """The backend used when model_args names none (exactly one backend declares it)."""
+    rank: int = 100
+    """Place in listings (help, README), lowest first."""
+
+    def missing(self) -> list[str]:
+        """The required modules that are not installed here."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def keys(self) -> dict[str, dataclasses.Field]:
+        """The model_args keys the options dataclass declares."""
+        return {f.name: f for f in dataclasses.fields(self.options)}
+
+    def accepts_extra(self, key: str) -> bool:
+        """Whether ``key`` is one of the engine's own pass-through arguments (False when the engine is missing)."""
+        return self.extra_keys is not None and not self.missing() and key in self.extra_keys()
 
 
 _SPECS: dict[str, BackendSpec] = {}
-_BUILTIN = ("hf", "vllm", "openai", "scripted")
+_DISCOVERED: list[bool] = []
 
 
-def register_backend(name: str, target: str, options: type, install: str, requires: Sequence[str] = ()) -> None:
-    """Register a backend: ``target`` is "module:Class", ``options`` its frozen options dataclass."""
+def register_backend(name: str, target: str, options: type, install: str, requires: Sequence[str] = (),
+                     **declared: Any) -> None:
+    """Register a backend: ``target`` is "module:Class", ``options`` its frozen options dataclass; ``declared``
+    sets the other ``BackendSpec`` fields (summary, needs_pretrained, url_key, takes_seed, extra_keys, ...)."""
     if not dataclasses.is_dataclass(options):
         raise TypeError(f"backend {name!r}: options must be a dataclass of its model_args keys")
-    _SPECS[name] = BackendSpec(name, target, options, install, tuple(requires))
+    fields = {f.name for f in dataclasses.fields(BackendSpec)} - {"name", "target", "options", "install", "requires"}
+    unknown = sorted(set(declared) - fields)
+    if unknown:
+        raise TypeError(f"backend {name!r}: unknown declaration(s) {', '.join(unknown)}; "
+                        f"expected some of {', '.join(sorted(fields))}")
+    spec = BackendSpec(name, target, options, install, tuple(requires), **declared)
+    if spec.url_key is not None and spec.url_key not in spec.keys():
+        raise TypeError(f"backend {name!r}: url_key={spec.url_key!r} must be a field of {options.__name__}")
+    _SPECS[name] = spec
 
 
-def _load_builtins() -> None:
-    """Import the built-in backend modules (each is cheap to import: engines load lazily)."""
-    for name in _BUILTIN:
-        if name not in _SPECS:
-            importlib.import_module(f"{__package__}.{name}")
+def discover() -> list[str]:
+    """Import every module of this package whose name does not start with ``_`` (pkgutil over the package's
+    ``__path__``): each registers itself.  Importing one is cheap: engines (torch, vLLM, httpx) load only when
+    a backend is built.  Returns the registered names."""
+    for info in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{info.name}")
+    _DISCOVERED[:] = [True]
+    return sorted(_SPECS)
+
+
+def _specs() -> dict[str, BackendSpec]:
+    if not _DISCOVERED:
+        discover()
+    return _SPECS
 
 
 def backend_spec(name: str) -> BackendSpec:
-    _load_builtins()
-    if name not in _SPECS:
+    specs = _specs()
+    if name not in specs:
         raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(backend_names())}")
-    return _SPECS[name]
+    return specs[name]
 
 
-def backend_names() -> list[str]:
-    _load_builtins()
-    return sorted(_SPECS)
+def backend_names(ranked: bool = False) -> list[str]:
+    """The registered backends, by name (or in their declared ``rank`` order)."""
+    specs = _specs()
+    return sorted(specs, key=(lambda n: (specs[n].rank, n)) if ranked else None)
+
+
+def default_backend() -> str:
+    """The backend that declares ``default=True`` (used when model_args names none)."""
+    defaults = [name for name, spec in sorted(_specs().items()) if spec.default]
+    if len(defaults) != 1:
+        raise RuntimeError(f"exactly one backend must declare default=True; found {defaults or 'none'}")
+    return defaults[0]
 
 
 def backend_class(name: str) -> Callable[..., Backend]:
     """The backend class for ``name``; a clear error for unknown names and missing extras."""
     spec = backend_spec(name)
-    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    missing = spec.missing()
     if missing:
         raise ImportError(f"backend {name!r} is not usable here: {', '.join(missing)} is not installed. "
                           f"Fix: {spec.install}")

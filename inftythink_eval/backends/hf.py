@@ -73,7 +73,9 @@ class HFOptions:
 
 
 register_backend("hf", f"{__name__}:HFBackend", HFOptions, requires=("torch", "transformers"),
-                 install="pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)")
+                 install="pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)",
+                 default=True, rank=0, summary="transformers in process: finish-aware batching (each row leaves the "
+                 "batch when it stops), per-row seeded sampling")
 
 
 class HFBackend(TokenizerOps):

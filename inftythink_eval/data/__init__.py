@@ -1,5 +1,5 @@
 """Dataset builder: long reasoning traces -> InftyThink training instances (issue 4), or InftyThink+
-cold-start chats (``BuildConfig(format="plus")``, issue 10).
+cold-start chats (``BuildConfig(format="inftythink_plus")``, issue 10; ``"plus"`` is read as it).
 
 Public API::
 
@@ -7,9 +7,11 @@ Public API::
     report = build(BuildConfig(source="traces.jsonl", out="out/", eta=4096,
                                summarizer="hf:pretrained=/models/summ"))
 
-Owns nothing itself: ``sources`` reads, ``segment`` cuts, ``summarize`` asks,
+Owns: nothing itself: ``sources`` reads, ``segment`` cuts, ``summarize`` asks,
 ``cache`` remembers, ``instances`` formats and writes, ``stats`` reports,
 ``build`` orders the stages, ``cli`` is ``inftythink data``.
+
+Does not know: the formats' strings (``formats.inftythink`` and ``formats.plus`` own them), training, lm-eval.
 """
 
 from inftythink_eval.data.build import build

@@ -4,7 +4,7 @@ Owns: the order of the stages (read -> shard -> traces -> segment in blocks
 -> summarise through the cache -> instances -> Parquet shards + report),
 drop accounting at every stage, the progress bar and output layout::
 
-    OUT/instances/part-IIIII-of-NNNNN-KKKKK.parquet   InftyThink instances (released schema; plus: chats)
+    OUT/instances/part-IIIII-of-NNNNN-KKKKK.parquet   InftyThink instances (released schema; inftythink_plus: chats)
     OUT/vanilla/part-IIIII-of-NNNNN-KKKKK.parquet     unsegmented SFT rows (Vanilla baseline)
     OUT/cache/summaries-IIIII-of-NNNNN.jsonl          every summary choice ever returned
     OUT/stats.json, OUT/stats.txt                     the report (stats-part-I-of-N.* when sharded)
@@ -27,11 +27,12 @@ from typing import Iterable, Iterator, Optional
 
 from inftythink_eval.data.cache import SummaryCache
 from inftythink_eval.data.config import BuildConfig
-from inftythink_eval.data.instances import SCHEMA, VANILLA_SCHEMA, ShardWriter, instances, plus_instances, plus_vanilla_row, vanilla_row
+from inftythink_eval.data.instances import SCHEMA, VANILLA_SCHEMA, ShardWriter, instances, vanilla_row
 from inftythink_eval.data.segment import SegmentSpec, Segmented, segment_blocks, token_counter
 from inftythink_eval.data.sources import Drop, SourceError, Trace, check_columns, read_rows, to_traces
 from inftythink_eval.data.stats import BuildStats, write_report
 from inftythink_eval.data.summarize import Job, make_summarizer, run_summaries
+from inftythink_eval.formats import plus
 
 
 def build(config: BuildConfig, summarizer=None, rows: Optional[Iterable[dict]] = None) -> dict:
@@ -59,12 +60,11 @@ def build(config: BuildConfig, summarizer=None, rows: Optional[Iterable[dict]] =
     stats, started = BuildStats(), time.monotonic()
     spec = SegmentSpec(config.segmenter, config.eta, config.tokenizer, config.max_paragraph_tokens)
     bar = _progress(config.progress)
-    make_vanilla = plus_vanilla_row if config.format == "plus" else vanilla_row
     try:
         blocks = _blocks(config, rows, stats)
         for block, segmented in segment_blocks(blocks, spec, config.workers):
             if vanilla is not None:
-                vanilla.add([make_vanilla(t) for t in block])
+                vanilla.add([vanilla_row(t, config.format) for t in block])
             _emit(segmented, summ, cache, config, writer, stats, counter)
             _tick(bar, stats, len(block), started)
         writer.close()
@@ -134,7 +134,7 @@ def _emit(segmented: list, summ, cache: SummaryCache, config: BuildConfig, write
         last = 0 if config.summary.summarize_last else 1
         jobs = [Job(s.trace.uid, s.trace.question, s.spans, k, slot) for slot, s in enumerate(kept)
                 for k in range(len(s.spans) - last)]
-        outcome = run_summaries(summ, jobs, cache, (config.eta, config.segmenter), chained=config.format == "plus")
+        outcome = run_summaries(summ, jobs, cache, (config.eta, config.segmenter), chained=config.format == plus.NAME)
         summaries = outcome.summaries
         stats.counts["summaries_asked"] += outcome.asked
         stats.counts["summaries_cached"] += outcome.cached
@@ -144,7 +144,7 @@ def _emit(segmented: list, summ, cache: SummaryCache, config: BuildConfig, write
         if any(mine[k] is None for k in range(wanted)):
             stats.drop("summary_unfinished")
             continue
-        writer.add((plus_instances if config.format == "plus" else instances)(seg, mine))
+        writer.add(instances(seg, mine, config.format))
         stats.counts["traces_out"] += 1
         stats.counts["instances_out"] += len(seg.spans)
         stats.observe("summary_tokens", counter.count([s for s in mine if s is not None]))

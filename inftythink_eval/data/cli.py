@@ -12,8 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from inftythink_eval.data.config import (DEFAULT_ETAS, DEFAULT_TOKENIZER, FORMATS, PLUS_SUMMARY_DEFAULTS, PRESETS, SEGMENTERS, BuildConfig,
-                     Columns, SummaryConfig, parse_shard)
+from inftythink_eval.data.config import (DEFAULT_ETAS, DEFAULT_TOKENIZER, FORMAT_ALIASES, FORMATS,
+                                         PLUS_SUMMARY_DEFAULTS, PRESETS, SEGMENTERS, BuildConfig, Columns,
+                                         SummaryConfig, parse_shard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="long reasoning traces -> InftyThink instances (Parquet) + vanilla SFT set")
     b.add_argument("--source", required=True, help="local .jsonl/.json/.parquet file or folder, or a hub dataset id")
     b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--format", choices=FORMATS, default="inftythink",
-                   help="inftythink: v1 instances (User:/Assistant: strings); plus: InftyThink+ cold-start chats "
-                        "(history in the assistant turn, chained summaries with the recipe's two prompts)")
+    b.add_argument("--format", choices=FORMATS + tuple(FORMAT_ALIASES), default="inftythink",
+                   help="inftythink: v1 instances (User:/Assistant: strings); inftythink_plus: InftyThink+ cold-start "
+                        "chats (history in the assistant turn, chained summaries with the recipe's two prompts); "
+                        "plus: an alias of inftythink_plus")
     b.add_argument("--eta", type=int, help="segment budget in tokens (default: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_ETAS.items()) + "; v1 paper: 2048/4096/6144)")
     b.add_argument("--segmenter", choices=SEGMENTERS, default="official",
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--no-vanilla", action="store_true", help="do not write the unsegmented SFT set")
     b.add_argument("--no-progress", action="store_true")
     s, p = SummaryConfig(), PLUS_SUMMARY_DEFAULTS
-    both = lambda name: f"default: inftythink {getattr(s, name)}, plus {p[name]}"  # noqa: E731
+    both = lambda name: f"default: inftythink {getattr(s, name)}, inftythink_plus {p[name]}"  # noqa: E731
     b.add_argument("--summary-temperature", type=float, help=both("temperature"))
     b.add_argument("--summary-top-p", type=float, help=both("top_p"))
     b.add_argument("--summary-max-tokens", type=int, help=both("max_tokens"))
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--summary-seed", type=int)
     b.add_argument("--summary-instruction", help="inftythink: the summary request (default: the protocol's)")
     b.add_argument("--no-summarize-last", action="store_true",
-                   help="inftythink: do not summarise the final span (plus never does)")
+                   help="inftythink: do not summarise the final span (inftythink_plus never does)")
     b.add_argument("--no-chat-template", action="store_true", help="plain 'role: content' summary prompts")
     m = sub.add_parser("merge", help="merge stats-part-*.json of a sharded build into stats.json")
     m.add_argument("out", help="the build's output folder (all shards written into it)")

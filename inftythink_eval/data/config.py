@@ -2,13 +2,15 @@
 
 Owns: every knob of ``inftythink data build`` and ``build(...)`` with its
 default and docstring, validated once here (the edge); nothing downstream
-re-checks user input.  Two output formats: ``inftythink`` (v1) and ``plus``
-(InftyThink+ cold-start rows); each brings its own defaults (eta, summary
-sampling, tries), filled in here when the caller leaves them unset.
+re-checks user input.  Two output formats: ``inftythink`` (v1) and
+``inftythink_plus`` (InftyThink+ cold-start rows; ``plus``, its name before
+issue 20, is read as ``inftythink_plus`` here, so old commands keep working);
+each brings its own defaults (eta, summary sampling, tries), filled in here
+when the caller leaves them unset.
 
 Does not know: how sources are read, how spans are cut, how summaries are
 generated.  Defaults come from ../shared/PROTOCOL.md ("Data construction")
-and ../shared/PROTOCOL_PLUS.md ("Data") through the template modules.
+and ../shared/PROTOCOL_PLUS.md ("Data") through the format modules.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from inftythink_eval.formats import inftythink, plus
 from inftythink_eval.formats.inftythink import DEFAULT_ETA, SUMMARY_INSTRUCTION
-from inftythink_eval.formats.plus import (DEFAULT_PLUS_ETA, SUMMARY_MAX_RETRIES, SUMMARY_MAX_TOKENS, SUMMARY_TEMPERATURE,
-                              SUMMARY_TOP_P)
+from inftythink_eval.formats.plus import (DEFAULT_PLUS_ETA, SUMMARY_MAX_RETRIES, SUMMARY_MAX_TOKENS,
+                                          SUMMARY_TEMPERATURE, SUMMARY_TOP_P, format_name)
 
 DEFAULT_TOKENIZER = "Qwen/Qwen2.5-Math-7B"  # the paper's segmentation tokenizer (hub id)
 SEGMENTERS = ("official", "strict")
-FORMATS = ("inftythink", "plus")
-DEFAULT_ETAS = {"inftythink": DEFAULT_ETA, "plus": DEFAULT_PLUS_ETA}
+FORMATS = (inftythink.NAME, plus.NAME)
+FORMAT_ALIASES = {plus.OLD_NAME: plus.NAME}  # the documented alias, read by ``format_name`` (--format plus)
+DEFAULT_ETAS = {inftythink.NAME: DEFAULT_ETA, plus.NAME: DEFAULT_PLUS_ETA}
 # InftyThink+ summaries (inftythink_runner.py): T=0.5, top_p 0.95, at most 1024 tokens, one try plus up to
 # 64 regenerations of a summary that did not finish, no summary of the final span.
 PLUS_SUMMARY_DEFAULTS = {"temperature": SUMMARY_TEMPERATURE, "top_p": SUMMARY_TOP_P, "max_tokens": SUMMARY_MAX_TOKENS,
@@ -76,12 +80,13 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class SummaryConfig:
-    """How summaries are asked for (PROTOCOL.md step 3 defaults; ``for_format("plus")``: PROTOCOL_PLUS.md's)."""
+    """How summaries are asked for (PROTOCOL.md step 3 defaults; ``for_format("inftythink_plus")``:
+    PROTOCOL_PLUS.md's)."""
 
     format: str = "inftythink"
-    """``inftythink``: one chat per span over spans 0..i then ``instruction`` (``templates.summary_chat``:
-    cumulative, all spans of a trace asked at once).  ``plus``: the InftyThink+ chain
-    (``templates_plus.summary_chat_plus``): the first span with the first-span prompt, each later span
+    """``inftythink``: one chat per span over spans 0..i then ``instruction`` (``formats.inftythink.summary_chat``:
+    cumulative, all spans of a trace asked at once).  ``inftythink_plus`` (alias ``plus``): the InftyThink+
+    chain (``formats.plus.summary_chat_plus``): the first span with the first-span prompt, each later span
     after the previous summary with the later-span prompt, so span i is asked once span i-1's summary
     exists; ``instruction`` is not used."""
     instruction: str = SUMMARY_INSTRUCTION
@@ -92,7 +97,7 @@ class SummaryConfig:
     n: int = 4
     """Tries per summary; the first one that finished by stopping is kept (asked lazily, one
     try at a time, so a summary that finishes at try 1 costs one generation); when none finishes,
-    the trace is dropped and counted (``summary_unfinished``).  plus: 65 (one try and up to 64
+    the trace is dropped and counted (``summary_unfinished``).  inftythink_plus: 65 (one try and up to 64
     regenerations, as the cold-start runner)."""
     seed: int = 0
     """Choice k is sampled with seed ``seed + k``."""
@@ -105,10 +110,12 @@ class SummaryConfig:
     @classmethod
     def for_format(cls, fmt: str = "inftythink", **overrides) -> "SummaryConfig":
         """The defaults of ``fmt`` with ``overrides`` on top (a None override keeps the default)."""
-        base = PLUS_SUMMARY_DEFAULTS if fmt == "plus" else {}
+        fmt = format_name(fmt)
+        base = PLUS_SUMMARY_DEFAULTS if fmt == plus.NAME else {}
         return cls(format=fmt, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "format", format_name(self.format))
         if self.format not in FORMATS:
             raise ValueError(f"summary format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not self.instruction.strip():
@@ -129,16 +136,16 @@ class BuildConfig:
     out: str
     """Output folder (created): ``instances/``, ``vanilla/``, ``stats*.json``, ``cache/``."""
     format: str = "inftythink"
-    """``inftythink``: v1 instances (native ``User:…Assistant:`` strings in ``messages``).  ``plus``:
-    InftyThink+ cold-start rows: ``messages`` = [user question, assistant
-    ``<history>…</history><think>…</think>`` + summary or conclusion] (``templates_plus``), the
-    history span masked by the SFT recipe (``template: chat``); same columns; ``vanilla/`` rows are
-    chats too."""
+    """``inftythink``: v1 instances (native ``User:…Assistant:`` strings in ``messages``).
+    ``inftythink_plus`` (alias ``plus``, read as ``inftythink_plus``): InftyThink+ cold-start rows:
+    ``messages`` = [user question, assistant ``<history>…</history><think>…</think>`` + summary or
+    conclusion] (``formats.plus``), the history span masked by the SFT recipe (``template: chat``);
+    same columns; ``vanilla/`` rows are chats too."""
     summarizer: str = "none"
     """``hf:pretrained=DIR,batch_size=8`` / ``vllm:...`` / ``openai:...`` / ``scripted:script=F`` (a backend
     spec: name then comma-separated key=value), ``python:module:function``, or ``none`` (segment only)."""
     eta: Optional[int] = None
-    """Segment budget in tokens; unset: the format's default (inftythink 4096, plus 6000)."""
+    """Segment budget in tokens; unset: the format's default (inftythink 4096, inftythink_plus 6000)."""
     segmenter: str = "official"
     tokenizer: str = DEFAULT_TOKENIZER
     """Hub id or local folder of a transformers tokenizer, or ``words`` (whitespace words: tests, synthetic tasks)."""
@@ -166,8 +173,9 @@ class BuildConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "format", format_name(self.format))
         if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+            raise ValueError(f"format must be one of {', '.join(FORMATS)} (or the alias plus), got {self.format!r}")
         if self.eta is None:
             object.__setattr__(self, "eta", DEFAULT_ETAS[self.format])
         if self.summary is None:

@@ -1,26 +1,26 @@
 """Training instances in the released schema, and the Parquet shards that hold them.
 
-Owns: the four instance kinds of PROTOCOL.md step 4 (single, first, middle,
-last), built only with ``templates.native_prompt``/``native_target``; the
-vanilla (unsegmented) SFT row; the released column schema; and writing rows
-as Parquet files atomically (temp file, then ``os.replace``), removing files
-of an earlier run that this run did not write again.
+Owns: the rows of one segmented trace (the instance kinds of PROTOCOL.md step 4:
+single, first, middle, last) and the vanilla (unsegmented) SFT row, as columns;
+the released column schema; and writing rows as Parquet files atomically (temp
+file, then ``os.replace``), removing files of an earlier run that this run did
+not write again.
 
 Schema (``ZJU-REAL/InftyThink`` on the hub): ``uuid``, ``reasoning_index``
 (0-based round), ``question``, ``history`` (S_(i-1), null in round 0),
 ``reasoning_process`` (the span), ``summary`` (S_i of this span, null where
-none was asked), ``conclusion`` (final round only, else null), ``messages``
-(``[{role: user, content: input}, {role: assistant, content: target}]``;
-the input is the native prompt, the target the native output, so
-``input + target`` is the exact training text).
+none was asked), ``conclusion`` (final round only, else null), ``messages``.
 
-InftyThink+ rows (``--format plus``, ``plus_instances``/``plus_vanilla_row``) keep the same
-columns; their ``messages`` is the cold-start chat of ``templates_plus.training_messages``:
-``[{user: question}, {assistant: <history>…</history><think>…</think> + summary or conclusion}]``.
-The history span sits inside the assistant turn; the SFT recipe (``template: chat``) gives it no
-loss by the recipe's regex (``templates_plus.history_spans``), so no extra column is needed.
+``messages`` is the format's ``training_messages`` (the one function per format
+that also feeds the SFT recipe): ``inftythink``: ``[{user: input}, {assistant:
+target}]`` with the native prompt and output (``formats.inftythink``), so
+``input + target`` is the exact training text; ``inftythink_plus``: the
+cold-start chat ``[{user: question}, {assistant: <history>…</history><think>…</think>``
++ summary or conclusion``}]`` (``formats.plus``).  The history span sits inside
+the assistant turn; the SFT recipe (``template: chat``) gives it no loss by the
+recipe's regex, so no extra column is needed.  Both formats keep the same columns.
 
-Does not know: how spans were cut or summaries produced.
+Does not know: how spans were cut or summaries produced; any format's bytes.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from typing import Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from inftythink_eval.formats.inftythink import native_prompt, native_target
-from inftythink_eval.formats.plus import training_messages
 from inftythink_eval.data.segment import Segmented
 from inftythink_eval.data.sources import Trace
+from inftythink_eval.formats import inftythink, plus
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 SCHEMA = pa.schema([
@@ -47,11 +46,12 @@ VANILLA_SCHEMA = pa.schema([
     ("uuid", pa.string()), ("question", pa.string()), ("reasoning_process", pa.string()),
     ("conclusion", pa.string()), ("messages", _MESSAGES),
 ])
+_FORMATS = {inftythink.NAME: inftythink, plus.NAME: plus}
 
 
-def instances(seg: Segmented, summaries: Sequence[Optional[str]]) -> list[dict]:
-    """One row per span.  ``summaries[i]`` is S_i; every non-final span needs one."""
-    spans, trace = seg.spans, seg.trace
+def instances(seg: Segmented, summaries: Sequence[Optional[str]], fmt: str = inftythink.NAME) -> list[dict]:
+    """One row per span in format ``fmt``.  ``summaries[i]`` is S_i; every non-final span needs one."""
+    spans, trace, messages = seg.spans, seg.trace, _FORMATS[fmt].training_messages
     n = len(spans)
     if any(summaries[i] is None for i in range(n - 1)):
         raise ValueError(f"trace {trace.uid}: every span but the last needs a summary")
@@ -59,42 +59,23 @@ def instances(seg: Segmented, summaries: Sequence[Optional[str]]) -> list[dict]:
     for i, span in enumerate(spans):
         history = summaries[i - 1] if i > 0 else None
         final = i == n - 1
-        prompt = native_prompt(trace.question, history)
-        target = (native_target(span, conclusion=trace.conclusion) if final
-                  else native_target(span, summary=summaries[i]))
         rows.append({
             "uuid": trace.uid, "reasoning_index": i, "question": trace.question, "history": history,
             "reasoning_process": span, "summary": summaries[i] if i < len(summaries) else None,
             "conclusion": trace.conclusion if final else None,
-            "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}],
+            "messages": messages(trace.question, span, history, summary=None if final else summaries[i],
+                                 conclusion=trace.conclusion if final else None),
         })
     return rows
 
 
-def plus_instances(seg: Segmented, summaries: Sequence[Optional[str]]) -> list[dict]:
-    """InftyThink+ rows, one per span: the same columns as ``instances``, ``messages`` a chat."""
-    rows = instances(seg, summaries)
-    for row in rows:
-        final = row["conclusion"] is not None
-        row["messages"] = training_messages(row["question"], row["reasoning_process"], history=row["history"],
-                                            summary=None if final else row["summary"],
-                                            conclusion=row["conclusion"] if final else None)
-    return rows
-
-
-def plus_vanilla_row(trace: Trace) -> dict:
-    """The unsegmented row of InftyThink+'s Vanilla SFT, as a chat: [user q, assistant think + conclusion]."""
-    return {**vanilla_row(trace), "messages": training_messages(trace.question, trace.trace,
-                                                                conclusion=trace.conclusion)}
-
-
-def vanilla_row(trace: Trace) -> dict:
-    """The unsegmented SFT row of the paper's Vanilla baseline (same templates, one round)."""
+def vanilla_row(trace: Trace, fmt: str = inftythink.NAME) -> dict:
+    """The unsegmented SFT row of the Vanilla baseline: the whole trace as one final round of ``fmt``
+    (inftythink: the native strings; inftythink_plus: a chat, InftyThink+'s Vanilla SFT)."""
     return {
         "uuid": trace.uid, "question": trace.question, "reasoning_process": trace.trace,
         "conclusion": trace.conclusion,
-        "messages": [{"role": "user", "content": native_prompt(trace.question)},
-                     {"role": "assistant", "content": native_target(trace.trace, conclusion=trace.conclusion)}],
+        "messages": _FORMATS[fmt].training_messages(trace.question, trace.trace, conclusion=trace.conclusion),
     }
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from inftythink_eval.backends.scripted import word_tokens
+from inftythink_eval.backends._words import word_tokens
 from inftythink_eval.data.sources import Drop, Trace
 
 WORDS = "words"

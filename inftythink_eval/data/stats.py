@@ -4,7 +4,9 @@ Owns: accumulating what a build saw (rows in/out, drops by reason, spans per
 trace, tokens per span, summary lengths, summary requests asked vs cached),
 rendering it as JSON and a short text table, writing both atomically, and
 merging the reports of ``--shard i/N`` runs.  Distributions are stored as
-``{value: count}`` histograms so shard reports merge exactly.
+``{value: count}`` histograms so shard reports merge exactly.  A report
+records the format's name: reports written before issue 20 say ``plus``;
+a merge reads them and records ``inftythink_plus``.
 
 Does not know: how any of the counted things were produced.
 """
@@ -16,6 +18,8 @@ import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
+
+from inftythink_eval.formats.plus import format_name
 
 _HISTS = ("spans_per_trace", "tokens_per_span", "summary_tokens")
 _COUNTS = ("rows_in", "traces_in", "traces_out", "instances_out", "vanilla_out", "summaries_asked",
@@ -123,6 +127,10 @@ def merge_reports(out: Path) -> dict:
     for report in reports:
         merged.merge(BuildStats.from_json(report))
     config = dict(reports[0]["config"], shard=[0, 1], merged_from=[p.name for p in parts])
+    if "format" in config:  # shard reports written before issue 20 say "plus"
+        config["format"] = format_name(config["format"])
+    if isinstance(config.get("summary"), dict) and "format" in config["summary"]:
+        config["summary"] = dict(config["summary"], format=format_name(config["summary"]["format"]))
     result = merged.to_json(config)
     write_report(Path(out), "stats", result)
     return result

@@ -2,9 +2,10 @@
 
 Owns: turning a summariser spec into a summariser (``hf:pretrained=DIR,...``,
 ``vllm:...``, ``openai:...``, ``scripted:script=F``: built with
-``backends.make_backend``; ``python:module:function``; ``none``), the
-protocol's request (v1: ``templates.summary_chat`` over spans 0..i; plus:
-``templates_plus.summary_chat_plus`` over the previous summary and span i,
+``backends.make_backend``, its ``key=value`` list read by ``keyvalue``;
+``python:module:function``; ``none``), which of the formats' requests to send
+(v1: ``formats.inftythink.summary_chat`` over spans 0..i; inftythink_plus:
+``formats.plus.summary_chat_plus`` over the previous summary and span i,
 asked in waves by span index (``run_summaries``); rendered with the
 backend's chat template, sampling from ``SummaryConfig``), the
 n-choice rule (choice k asked only if choices 0..k-1 did not finish by
@@ -13,7 +14,7 @@ to the backend at once (the backend batches what is in flight; in job order,
 span by span, for a backend that reuses cached prefixes), and writing every
 returned choice to the cache the moment it finishes, before it is used.
 
-Does not know: sources, segmentation rules, output files.
+Does not know: sources, segmentation rules, output files, the summary chats' bytes (``formats`` owns them).
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from inftythink_eval.backends.base import Request, RequestError, SamplingParams, make_backend
-from inftythink_eval.formats.inftythink import summary_chat
-from inftythink_eval.formats.plus import summary_chat_plus
 from inftythink_eval.data.cache import SummaryCache, cache_key
 from inftythink_eval.data.config import SummaryConfig
+from inftythink_eval.formats import plus
+from inftythink_eval.formats.inftythink import summary_chat
+from inftythink_eval.formats.plus import summary_chat_plus
+from inftythink_eval.keyvalue import literal, parse_pairs
+
+# The InftyThink+ part of a summariser's id.  The id is part of every cache key, so this stays "fmt=plus" (the
+# format's name when the cache was introduced): caches written before the rename to inftythink_plus still hit.
+_PLUS_ID = "fmt=plus"
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Job:
     slot: int = 0
     """Position of the trace in its block (results are keyed by (slot, index): uids may repeat)."""
     previous: Optional[str] = None
-    """plus: the summary of span index-1 (set by ``run_summaries`` once it exists)."""
+    """inftythink_plus: the summary of span index-1 (set by ``run_summaries`` once it exists)."""
 
 
 @dataclass
@@ -58,24 +65,8 @@ class Outcome:
 def parse_spec(spec: str) -> tuple[str, dict]:
     """``"hf:pretrained=/m,batch_size=8"`` -> ``("hf", {"pretrained": "/m", "batch_size": 8})``."""
     name, _, rest = spec.partition(":")
-    kwargs: dict = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"summarizer spec {spec!r}: expected key=value after '{name}:', got {item!r}")
-        kwargs[key.strip()] = _coerce(value.strip())
-    return name.strip(), kwargs
-
-
-def _coerce(value: str):
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
+    pairs = parse_pairs(rest, f"summarizer spec {spec!r}", f"key=value after '{name}:'")
+    return name.strip(), {key: literal(value) for key, value in pairs.items()}
 
 
 class BackendSummarizer:
@@ -86,12 +77,13 @@ class BackendSummarizer:
         c = config
         self.id = (f"{backend.name}:{backend.model_id}|t={c.temperature}|p={c.top_p}|max={c.max_tokens}"
                    f"|seed={c.seed}|chat={c.chat_template}|"
-                   + ("fmt=plus" if c.format == "plus" else f"instr={hash_text(c.instruction)}"))
+                   + (_PLUS_ID if c.format == plus.NAME else f"instr={hash_text(c.instruction)}"))
 
     def prompt(self, job: Job) -> str:
-        if self.config.format == "plus":
+        if self.config.format == plus.NAME:
             if job.index > 0 and job.previous is None:
-                raise ValueError(f"plus summary of span {job.index} of {job.uid} asked before span {job.index - 1}'s")
+                raise ValueError(f"inftythink_plus summary of span {job.index} of {job.uid} asked before "
+                                 f"span {job.index - 1}'s")
             messages = summary_chat_plus(job.question, job.spans[job.index], job.previous)
         else:
             messages = summary_chat(job.question, list(job.spans[:job.index + 1]), self.config.instruction)
@@ -174,7 +166,7 @@ class FunctionSummarizer:
 
 def run_summaries(summ, jobs: Sequence[Job], cache: SummaryCache, key_parts: tuple[int, str],
                   chained: bool) -> Outcome:
-    """All summaries of ``jobs``: at once (v1: independent cumulative chats), or ``chained`` (plus):
+    """All summaries of ``jobs``: at once (v1: independent cumulative chats), or ``chained`` (inftythink_plus):
     in waves by span index, each job carrying the previous summary of its trace; a trace whose
     summary did not finish gets no later job (its missing summaries drop it)."""
     if not chained:

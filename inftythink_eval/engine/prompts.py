@@ -9,8 +9,10 @@ and token (de)coding handed to modes.
 System messages in ``render_turn``: a system message where the template has
 one; where it raises on the system role or silently drops it, the system text
 goes before the question in the user turn (as ``render`` does without a template).
+The strings and the chats themselves come from ``formats`` (``with_system``,
+``chat_messages``, ``native_prompt``, ``strip_think_opener``).
 
-Does not know: scheduling, caching, lm-eval, what a prefill means.
+Does not know: scheduling, caching, lm-eval, what a prefill means, any format's bytes.
 """
 
 from __future__ import annotations
@@ -19,42 +21,36 @@ from jinja2 import TemplateError
 
 from inftythink_eval.backends.base import Backend
 from inftythink_eval.run.sample import Sample, Tools
-from inftythink_eval.formats.inftythink import native_prompt
-from inftythink_eval.formats.plus import round_messages, strip_think_opener
-
-
-def _joined(system, text: str) -> str:
-    return f"{system}\n\n{text}" if system else text
+from inftythink_eval.formats.inftythink import chat_messages, native_prompt, with_system
+from inftythink_eval.formats.plus import strip_think_opener
 
 
 def chat_turn(backend: Backend, system, text: str, prefill: str = "") -> str:
     """``backend``'s chat template over [system?, user text] with the generation prompt, then ``prefill``.
 
-    A ``<think>`` that the generation prompt already opens is cut (``templates_plus.strip_think_opener``):
+    A ``<think>`` that the generation prompt already opens is cut (``formats.plus.strip_think_opener``):
     the prefill goes where the assistant turn begins.
     """
     prompt = None
     if system:
         try:
-            prompt = backend.apply_chat_template(round_messages(text, system))
+            prompt = backend.apply_chat_template(chat_messages(text, system))
         except TemplateError:  # e.g. "System role not supported"
             prompt = None
         if prompt is not None and system not in prompt:
             prompt = None  # the template dropped the system message
     if prompt is None:
-        prompt = backend.apply_chat_template(round_messages(_joined(system, text)))
+        prompt = backend.apply_chat_template(chat_messages(with_system(system, text)))
     return strip_think_opener(prompt)[0] + prefill
 
 
 def make_tools(main: Backend, summarizer: Backend) -> Tools:
     def render(sample: Sample, text: str) -> str:
         if sample.native:
-            return native_prompt(_joined(sample.system, text))
+            return native_prompt(with_system(sample.system, text))
         if sample.chat:
-            messages = ([{"role": "system", "content": sample.system}] if sample.system else []) + \
-                       list(sample.history) + [{"role": "user", "content": text}]
-            return main.apply_chat_template(messages) + sample.gen_prefix
-        return _joined(sample.system, text)
+            return main.apply_chat_template(chat_messages(text, sample.system, sample.history)) + sample.gen_prefix
+        return with_system(sample.system, text)
 
     def render_chat(messages: list[dict]) -> str:
         try:

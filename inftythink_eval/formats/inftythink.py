@@ -1,9 +1,13 @@
 """InftyThink protocol strings and the pure functions that build and parse them.
 
 Owns: every byte of the native format (prompts, output tags, the summary
-instruction) and the official parse rule.  Imported by both the evaluator
-(``engine``/``modes``) and the dataset builder, so training and evaluation
-formats cannot drift.
+instruction), the official parse rule, the training instance of a round
+(``training_pair``/``training_messages``, read from a released-schema row by
+``row_fields``), the chat template that renders the native prompt, and the two
+compositions every prompt shares: a system text before the question
+(``with_system``) and a round's chat (``chat_messages``).  Imported by the
+evaluator (``engine``/``modes``), the dataset builder and the SFT recipe, so
+training and evaluation formats cannot drift.
 
 Does not know: tokenizers, backends, lm-eval, files.
 
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
+
+NAME = "inftythink"  # the format's name: the mode, ``inftythink data build --format`` and the training config's format
 
 # --- protocol constants (PROTOCOL.md, "Native format") -----------------------
 USER_ROLE = "User:"            # the paper writes <|U|>; the released code uses "User:"
@@ -72,6 +78,40 @@ def native_target(span: str, summary: Optional[str] = None, conclusion: Optional
     if summary is not None:
         return f"{head}\n{SUMMARY_OPEN}\n{summary}\n{SUMMARY_CLOSE}"
     return f"{head}{conclusion}"
+
+
+# --- our own composition (not protocol): where a system text goes ------------
+SYSTEM_SEPARATOR = "\n\n"  # between a system text and the question when there is no system slot
+
+
+def with_system(system: Optional[str], text: str) -> str:
+    """``{system}\\n\\n{text}``, or ``text`` when there is no system text.
+
+    The one place a system text meets the question where no system slot exists: the native
+    prompt (``User:{system}\\n\\n{question}Assistant:``), a plain-text prompt, and a chat template
+    that rejects or drops the system role (the text then goes into the user turn).
+    """
+    return f"{system}{SYSTEM_SEPARATOR}{text}" if system else text
+
+
+def chat_messages(text: str, system: Optional[str] = None, history: Sequence[dict] = ()) -> list[dict]:
+    """The chat of one round for a chat template: [system?] + earlier turns + [user ``text``]."""
+    return (([{"role": "system", "content": system}] if system else []) + list(history)
+            + [{"role": "user", "content": text}])
+
+
+def native_chat_template(roles: Roles = Roles()) -> str:
+    """A Jinja chat template that renders the round-1 native prompt ``User:{question}Assistant:``.
+
+    So a model trained on native rows gets its exact prompt from any chat-template consumer
+    (lm-eval's ``--apply_chat_template``, a chat-rendered vanilla run); a system message goes
+    before the question as ``with_system`` puts it.
+    """
+    return ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}"
+            + SYSTEM_SEPARATOR + "{% endif %}{% endfor %}"
+            f"{roles.user}"
+            "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}"
+            f"{{% if add_generation_prompt %}}{roles.assistant}{{% endif %}}")
 
 
 @dataclass(frozen=True)
@@ -223,6 +263,41 @@ def summary_chat(question: str, spans_so_far: list[str], instruction: str = SUMM
         {"role": "assistant", "content": "\n\n".join(spans_so_far)},
         {"role": "user", "content": instruction},
     ]
+
+
+# --- training instances (PROTOCOL.md, "Data construction" step 4) -----------
+# Released schema (hub dataset ZJU-REAL/InftyThink): the text columns a row needs to be trained.
+ROW_KEYS = ("question", "reasoning_process", "conclusion")
+
+
+def training_pair(question: str, reasoning: str, history: Optional[str] = None, summary: Optional[str] = None,
+                  conclusion: Optional[str] = None) -> tuple[str, str]:
+    """(input, target) of one instance: ``native_prompt(question, history)`` and ``native_target``;
+    ``input + target`` is the exact training text (single, first, middle or last round)."""
+    return native_prompt(question, history), native_target(reasoning, summary=summary, conclusion=conclusion)
+
+
+def training_messages(question: str, reasoning: str, history: Optional[str] = None, summary: Optional[str] = None,
+                      conclusion: Optional[str] = None) -> list[dict]:
+    """The ``messages`` column of an instance: [user input, assistant target] of ``training_pair``."""
+    prompt, target = training_pair(question, reasoning, history, summary, conclusion)
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}]
+
+
+def row_fields(row: dict) -> dict:
+    """The keyword arguments of ``training_pair``/``training_messages`` from a released-schema row.
+
+    A row whose ``conclusion`` is not null is a final round (its ``summary``, if any, is not part
+    of the target); an empty ``history`` is none (round 1).
+    """
+    final = row.get("conclusion") is not None
+    return {"question": row["question"], "reasoning": row["reasoning_process"], "history": row.get("history") or None,
+            "summary": None if final else row.get("summary"), "conclusion": row["conclusion"] if final else None}
+
+
+def is_native_prompt(text: str, roles: Roles = Roles()) -> bool:
+    """Whether ``text`` looks like a native prompt (``User:…Assistant:``), e.g. a v1 row's user turn."""
+    return text.startswith(roles.user) and roles.assistant in text
 
 
 # --- our own strings (not protocol): training-free summarisation mode --------

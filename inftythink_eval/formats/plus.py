@@ -3,20 +3,23 @@
 Owns: every byte of the InftyThink+ format (the history block, the think,
 summary and conclusion spans, the assistant turn of a training row, the two
 summary-prompt chats of the cold-start recipe, the loss-mask regex of the
-history span) and the parse of one iteration's output.  Imported by both the
-evaluator (``modes/inftythink_plus.py``) and the data builder / training
-recipe, so training and evaluation formats cannot drift.
+history span), which pieces of a rendered training chat carry loss
+(``training_pieces``), the parse of one iteration's output, and the format's
+name (``inftythink_plus``; the data builder's old spelling ``plus`` is read as
+it).  Imported by the evaluator (``modes/inftythink_plus.py``,
+``engine/prompts.py``), the data builder and the SFT recipe, so training and
+evaluation formats cannot drift.
 
 Does not know: tokenizers, chat templates, backends, files.  The chat
-template of the base model renders the chat (``render.make_tools``); this
-module only says what goes into it.
+template of the base model renders the chat (``engine.prompts.chat_turn``, the
+recipe's tokenizer); this module only says what goes into it.
 
 Source of every constant: ../shared/PROTOCOL_PLUS.md, which cites the repo
 ZJU-REAL/InftyThink-Plus (``cold-start/format_inftythink.py``,
 ``cold-start/inftythink_runner.py``, ``cold-start/prompt/step1.txt``,
 ``cold-start/prompt/step2.txt``,
 ``cold-start/ms-swift/swift/plugin/loss_scale/config/inftythink.json``).
-It differs from v1 (``templates``): the question is a chat user turn, the
+It differs from v1 (``formats.inftythink``): the question is a chat user turn, the
 history sits inside the assistant turn with newlines around it, and a final
 iteration writes its conclusion after ``</think>`` with empty tags.
 """
@@ -27,7 +30,17 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from inftythink_eval.formats.inftythink import HISTORY_CLOSE, HISTORY_OPEN, SUMMARY_CLOSE, SUMMARY_OPEN, THINK_CLOSE, THINK_OPEN
+from inftythink_eval.formats.inftythink import (HISTORY_CLOSE, HISTORY_OPEN, SUMMARY_CLOSE, SUMMARY_OPEN, THINK_CLOSE,
+                                                THINK_OPEN)
+
+NAME = "inftythink_plus"  # the format's one name: the mode, ``inftythink data build --format``, the training config
+OLD_NAME = "plus"         # the data builder's spelling before issue 20 (``--format plus``): still read as NAME
+
+
+def format_name(name: str) -> str:
+    """``name``, with the old spelling ``plus`` read as ``inftythink_plus``."""
+    return NAME if name == OLD_NAME else name
+
 
 # format_inftythink.py: CONCLUSION_START = CONCLUSION_END = '' (a conclusion is "\n{conclusion}\n").
 CONCLUSION_OPEN, CONCLUSION_CLOSE = "", ""
@@ -134,11 +147,6 @@ def training_messages(question: str, reasoning: str, history: Optional[str] = No
             {"role": "assistant", "content": assistant_turn(reasoning, history, summary, conclusion)}]
 
 
-def round_messages(question: str, system: Optional[str] = None) -> list[dict]:
-    """The chat of an evaluation iteration before the assistant prefill: [system?] + user question."""
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-
-
 def summary_chat_plus(question: str, span: str, previous_summary: Optional[str] = None) -> list[dict]:
     """The chat that asks the summariser for span j's summary (inftythink_runner.py).
 
@@ -156,6 +164,30 @@ def summary_chat_plus(question: str, span: str, previous_summary: Optional[str] 
 def history_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of ``text`` that carry no loss (the history block), by the recipe's regex."""
     return [m.span() for m in HISTORY_LOSS_RE.finditer(text)]
+
+
+def training_pieces(generation_prompt: str, reply: str) -> list[tuple[str, bool]]:
+    """The training text of a chat row as (text, trained) pieces, in order, adjacent pieces of a kind merged.
+
+    ``generation_prompt``: the chat template over the turns before the last, with the generation
+    prompt (a ``<think>`` it opens itself is cut, as the evaluator does: ``strip_think_opener``);
+    ``reply``: the last assistant turn.  Untrained: the prompt and every ``<history>…</history>``
+    span of the reply (``history_spans``); trained: the rest of the reply.  The caller tokenizes
+    each piece on its own, so the prompt + history ids are what the evaluator feeds the model
+    before it writes ``<think>``.
+    """
+    pieces, cursor = [(strip_think_opener(generation_prompt)[0], False)], 0
+    for start, end in history_spans(reply):
+        pieces += [(reply[cursor:start], True), (reply[start:end], False)]
+        cursor = end
+    pieces.append((reply[cursor:], True))
+    merged: list[list] = []
+    for text, trained in pieces:
+        if merged and merged[-1][1] == trained:
+            merged[-1][0] += text
+        elif text:
+            merged.append([text, trained])
+    return [(text, trained) for text, trained in merged]
 
 
 def strip_think_opener(generation_prompt: str) -> tuple[str, bool]:

@@ -1,5 +1,8 @@
 """Start-up hook (run from ``inftythink_eval_hook.pth``): plug into lm-eval lazily.
 
+Owns: the import watcher, the lazy ``inftythink`` registration and our
+task folder on lm-eval's search path.
+
 lm-eval 0.4.13 has no plugin discovery.  This module installs one tiny
 import watcher and returns: it imports nothing heavy and costs well under
 5 ms.  When (and only when) a process imports lm-eval's model registry, the

@@ -1,8 +1,10 @@
 """``inftythink eval`` (lm_eval with ``--model inftythink`` by default) and ``inftythink demo``.
 
-Owns: forwarding every flag to lm-eval's own CLI, and the embedded default
-run (SmolLM2-135M-Instruct, a handful of MATH500 problems, vanilla and
-iterative, offline once the model is cached).
+Owns: forwarding every flag to lm-eval's own CLI; our two flags of its own,
+``--help-mode [NAME]`` and ``--help-backend [NAME]`` (text from the
+declarations, ``describe``; an unknown name exits 2 with the valid names);
+and the embedded default run (SmolLM2-135M-Instruct, a handful of MATH500
+problems, vanilla and iterative, offline once the model is cached).
 
 Does not know: how lm-eval parses its flags.
 """
@@ -15,8 +17,39 @@ import sys
 from pathlib import Path
 
 
+HELP_FLAGS = ("--help-mode", "--help-backend")
+
+
+def help_request(argv: list[str]) -> tuple[str, str] | None:
+    """``(flag, name)`` when ``argv`` asks for ``--help-mode``/``--help-backend`` (name ``all`` when none given)."""
+    for i, arg in enumerate(argv):
+        flag, eq, name = arg.partition("=")
+        if flag in HELP_FLAGS:
+            if not eq:
+                following = argv[i + 1] if i + 1 < len(argv) else ""
+                name = "" if following.startswith("-") else following
+            return flag, name.strip() or "all"
+    return None
+
+
+def print_help(flag: str, name: str) -> int:
+    """Print a mode's or backend's declarations; an unknown name is an error on stderr, exit 2."""
+    from inftythink_eval.lmeval import describe
+
+    try:
+        print(describe.help_mode(name) if flag == "--help-mode" else describe.help_backend(name))
+    except ValueError as exc:
+        print(f"inftythink eval {flag}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def run_lm_eval(argv: list[str]) -> int:
-    """Run lm-eval's CLI in-process; ``--model`` defaults to ``inftythink``."""
+    """Run lm-eval's CLI in-process; ``--model`` defaults to ``inftythink``; ``--help-mode``/``--help-backend``
+    print our declarations instead."""
+    asked = help_request(argv)
+    if asked:
+        return print_help(*asked)
     if not any(a == "--model" or a.startswith("--model=") for a in argv) and argv[:1] not in (["ls"], ["validate"]):
         argv = ["--model", "inftythink", *argv]
     from lm_eval.__main__ import cli_evaluate

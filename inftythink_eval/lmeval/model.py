@@ -35,18 +35,28 @@ from typing import Any, Optional
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from inftythink_eval import __version__
 from inftythink_eval.backends.base import Backend, SamplingParams, backend_names, backend_spec, make_backend
-from inftythink_eval.run.cache import CallCache
-from inftythink_eval.lmeval.config import EvalConfig, backend_keys, parse
 from inftythink_eval.engine.loop import Engine
-from inftythink_eval.modes import Sample
-from inftythink_eval.run.output import SampleOutput
+from inftythink_eval.formats.inftythink import chat_messages, native_prompt, with_system
+from inftythink_eval.lmeval.config import EvalConfig, from_args, from_text
 from inftythink_eval.lmeval.sidecar import Sidecar, git_commit, hardware, lm_eval_output_dir, weights_fingerprint
-from inftythink_eval.formats.inftythink import native_prompt
-from inftythink_eval.checkpoints.cards import resolve
+from inftythink_eval.modes import Sample
+from inftythink_eval.run.cache import CallCache
+from inftythink_eval.run.output import SampleOutput
 
 log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    """This package's version, from its installed metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("inftythink-eval")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 # gen_kwargs lm-eval tasks use that this model understands; any other key is reported once, then ignored.
 KNOWN_GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "min_p")
 
@@ -78,54 +88,31 @@ class Chat:
         return "\n\n".join([m["content"] for m in self.history] + [self.question])
 
 
-def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], base_url: Optional[str]) -> Backend:
-    """Construct one backend from the validated config (errors before any generation): the keys its
-    options declare, plus vLLM's own engine arguments for backend=vllm."""
-    own = backend_keys(backend)
-    declared = {k for name in backend_names() for k in backend_keys(name)}
-    kwargs = {k: v for k, v in config.backend_args.items() if k in own or (backend == "vllm" and k not in declared)}
-    if backend == "openai":
-        kwargs["base_url"] = base_url
-    if backend == "vllm":
+def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], url: Optional[str]) -> Backend:
+    """Construct one backend from the validated config (errors before any generation): the keys its options
+    declare, its declared pass-through engine arguments, its URL and the run seed where it declares them."""
+    spec = backend_spec(backend)
+    kwargs = {k: v for k, v in config.backend_args.items() if k in spec.keys() or _passes_through(spec, k)}
+    if spec.url_key:
+        kwargs[spec.url_key] = url
+    if spec.takes_seed:
         kwargs.setdefault("seed", config.seed)
     return make_backend(backend, pretrained=pretrained, model_id=pretrained, **kwargs)
 
 
+def _passes_through(spec, key: str) -> bool:
+    """A key no backend declares, which this backend takes as one of its engine's own arguments."""
+    declared = {k for name in backend_names() for k in backend_spec(name).keys()}
+    return key not in declared and spec.accepts_extra(key)
+
+
 def backend_options(config: EvalConfig, backend: str) -> dict:
     """Every option of ``backend`` as this run uses it (defaults filled in), for the run's provenance."""
-    own = backend_keys(backend)
+    spec = backend_spec(backend)
+    own = spec.keys()
     chosen = {k: v for k, v in config.backend_args.items() if k in own}
-    return {**dataclasses.asdict(backend_spec(backend).options(**chosen)),
-            **{k: v for k, v in config.backend_args.items() if k not in own and backend == "vllm"}}
-
-
-def merge_cli_settings(model_args: dict, cli: dict) -> dict:
-    """lm-eval's --device/--batch_size apply only where model_args is silent.
-
-    ``--batch_size 1`` is lm-eval's default and is ignored (set batch_size=1 in
-    model_args to force it); ``--device cuda`` on a machine without CUDA falls
-    back to the CPU with a warning.
-    """
-    accepted = backend_keys(str(model_args.get("backend") or "hf")) if model_args.get("backend", "hf") in backend_names() else {}
-    batch = cli.get("batch_size")
-    if "batch_size" in accepted and "batch_size" not in model_args and batch not in (None, 1, "1", "auto") and not str(batch).startswith("auto"):
-        model_args["batch_size"] = batch
-    device = cli.get("device")
-    if "device" in accepted and "device" not in model_args and device:
-        if str(device).startswith("cuda") and not _cuda_available():
-            log.info("--device %s (lm-eval's default) but CUDA is not available: using the CPU", device)
-            device = "cpu"
-        model_args["device"] = device
-    return model_args
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
+    return {**dataclasses.asdict(spec.options(**chosen)),
+            **{k: v for k, v in config.backend_args.items() if k not in own and _passes_through(spec, k)}}
 
 
 @register_model("inftythink")
@@ -134,31 +121,32 @@ class InftyThinkLM(LM):
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: Optional[dict] = None) -> "InftyThinkLM":
-        from lm_eval.utils import simple_parse_args_string
-
-        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+        """``--model_args`` text, parsed once by ``config.from_text`` (a key given twice is an error)."""
+        return cls(config=from_text(arg_string, additional_config))
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: Optional[dict] = None) -> "InftyThinkLM":
-        return cls(**merge_cli_settings(dict(arg_dict), additional_config or {}))
+        """model_args already split (lm-eval's CLI, or a dict from Python), parsed once by ``config.from_args``."""
+        return cls(config=from_args(arg_dict, additional_config))
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, config: Optional[EvalConfig] = None, **model_args: Any) -> None:
+        """Takes the validated ``EvalConfig``; keyword model_args (``InftyThinkLM(pretrained=...)``) are parsed
+        by the same ``config.from_args``."""
         super().__init__()
-        config = parse(kwargs)
-        path, card_defaults = resolve(config.pretrained) if config.pretrained else (None, {})
-        mode = config.mode or card_defaults.get("mode", "vanilla")
-        if card_defaults:
-            overrides = {k: v for k, v in card_defaults.items() if k != "mode" and k not in kwargs}
-            config = parse({**kwargs, **overrides, "mode": mode})
-        self.config, self.mode_name = config, mode
-        base_url = config.backend_args.get("base_url")
-        self.backend = open_backend(config, config.backend, path, base_url)
-        summarizer = None
-        if config.summarizer_backend or config.summarizer_pretrained:
-            summarizer = open_backend(config, config.summarizer_backend or config.backend,
-                                      config.summarizer_pretrained or path, config.summarizer_base_url or base_url)
+        if not isinstance(config, EvalConfig):
+            config = from_args(model_args if config is None else {"config": config, **model_args})
+        elif model_args:
+            raise TypeError(f"InftyThinkLM takes an EvalConfig or model_args keywords, not both "
+                            f"(got config and {', '.join(sorted(model_args))})")
+        path = config.model_path()
+        self.config, self.mode_name = config, config.mode
+        self.backend = open_backend(config, config.backend, path, config.url(config.backend))
+        summarizer, name = None, config.summarizer()
+        if name:
+            summarizer = open_backend(config, name, config.summarizer_pretrained or path,
+                                      config.url(name, summarizer=True))
         cache = CallCache(config.cache_dir) if config.cache_dir else None
-        self.engine = Engine(self.backend, mode, config.mode_params(), summarizer=summarizer, cache=cache,
+        self.engine = Engine(self.backend, config.mode, config.mode_params(), summarizer=summarizer, cache=cache,
                              schedule=config.schedule, progress=config.progress)
         folder = lm_eval_output_dir(config.pretrained) if config.trace_dir is None else Path(config.trace_dir)
         self.sidecar = Sidecar(folder, self._provenance(path))
@@ -168,7 +156,7 @@ class InftyThinkLM(LM):
     def _provenance(self, path: Optional[str]) -> dict:
         c = self.config
         options = backend_options(c, c.backend)
-        return {"inftythink_eval_version": __version__, "git_commit": git_commit(), "backend": c.backend,
+        return {"inftythink_eval_version": _version(), "git_commit": git_commit(), "backend": c.backend,
                 "pretrained": c.pretrained, "model_path": path,
                 "weights": weights_fingerprint(path) if path else None, "revision": c.backend_args.get("revision"),
                 "mode": self.mode_name, "mode_params": self.engine.mode.params,
@@ -181,7 +169,7 @@ class InftyThinkLM(LM):
     # --- lm-eval API --------------------------------------------------------
     @property
     def tokenizer_name(self) -> str:
-        return str(self.config.pretrained or "scripted").replace("/", "__")
+        return str(self.config.pretrained or self.config.backend).replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str:
         """The main backend's chat template (lm-eval records it and its hash); the protocol under template=native."""
@@ -197,10 +185,9 @@ class InftyThinkLM(LM):
         """Render the chat as the first round prompt; remember its messages for the rounds that follow."""
         chat = Chat.from_messages(chat_history, add_generation_prompt)
         if self.config.template == "native":
-            rendered = native_prompt(f"{chat.system}\n\n{chat.flat_question()}" if chat.system else chat.flat_question())
+            rendered = native_prompt(with_system(chat.system, chat.flat_question()))
         else:
-            messages = ([{"role": "system", "content": chat.system}] if chat.system else []) + \
-                       list(chat.history) + [{"role": "user", "content": chat.question}]
+            messages = chat_messages(chat.question, chat.system, chat.history)
             try:
                 rendered = self.backend.apply_chat_template(messages) + chat.gen_prefix
             except ValueError as exc:
@@ -305,8 +292,9 @@ class InftyThinkLM(LM):
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         loglikelihood = getattr(self.backend, "loglikelihood", None)
         if loglikelihood is None:
-            raise NotImplementedError(f"backend={self.config.backend} cannot score loglikelihood requests; "
-                                      "use backend=hf or backend=vllm for multiple-choice-by-likelihood tasks")
+            raise NotImplementedError(f"backend={self.config.backend} cannot score loglikelihood requests; use a "
+                                      "backend that computes prompt log-probabilities for multiple-choice-by-"
+                                      "likelihood tasks (`inftythink eval --help-backend` lists them)")
         return loglikelihood([(r.args[0], r.args[1]) for r in requests])
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:

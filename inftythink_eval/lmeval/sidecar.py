@@ -50,7 +50,7 @@ def lm_eval_output_dir(pretrained: Optional[str], argv: list[str] | None = None)
             "no pretrained= in model_args: lm-eval names its output folder at random, so the inftythink "
             "sidecars go to %s itself; pass pretrained=<name> to keep them beside the results", path)
         return path
-    name = re.sub(r"[\"<>:/|\\?*\[\]]+", "__", pretrained or "scripted")  # lm-eval's sanitize_model_name
+    name = re.sub(r"[\"<>:/|\\?*\[\]]+", "__", pretrained)  # lm-eval's sanitize_model_name
     return path / name
 
 

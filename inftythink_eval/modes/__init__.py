@@ -1,6 +1,6 @@
 """Generation modes: small strategies that decide a sample's next call from its calls so far.
 
-Each mode is one module of this package that registers itself
+Owns: discovery of the modes and the registry's public names.  Each mode is one module of this package that registers itself
 (``_base.register``) with its parameters (``_base.Param``: name, type,
 default, docstring).  A mode is a pure ``next_call(sample, calls) -> Call | Final``:
 all state is derived from the calls already made, which is what makes resume

@@ -57,13 +57,17 @@ class ModeSpec:
     validate: Optional[Validator]
     rank: int
     params_class: type
+    summary: str = ""
+    """One line: what the mode does (``--help-mode`` and the README's table show it)."""
 
 
 REGISTRY: dict[str, ModeSpec] = {}
 
 
-def register(name: str, params: Sequence[Param] = (), validate: Optional[Validator] = None, rank: int = 100):
-    """Class decorator: make ``cls`` the mode ``name`` with these declared parameters.
+def register(name: str, params: Sequence[Param] = (), validate: Optional[Validator] = None, rank: int = 100,
+             summary: str = ""):
+    """Class decorator: make ``cls`` the mode ``name`` with these declared parameters and a one-line summary
+    (default: the first line of the mode module's docstring).
 
     ``validate(values) -> values`` may check several parameters together and
     resolve defaults that depend on others; it raises ``ValueError`` with the fix.
@@ -75,10 +79,17 @@ def register(name: str, params: Sequence[Param] = (), validate: Optional[Validat
             _check_same(p, name)
         klass = params_class(f"{cls.__name__}Params", params, [validate] if validate else [],
                              f"Parameters of mode {name}.")
-        REGISTRY[name] = ModeSpec(name, cls, tuple(params), validate, rank, klass)
+        REGISTRY[name] = ModeSpec(name, cls, tuple(params), validate, rank, klass, summary or _first_line(cls))
         cls.name = name
         return cls
     return decorate
+
+
+def _first_line(cls: type) -> str:
+    import sys
+
+    doc = getattr(sys.modules.get(cls.__module__), "__doc__", None) or cls.__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
 def _check_same(param: Param, mode: str) -> None:
@@ -163,7 +174,7 @@ def trailing_retries(calls: list[CallRecord]) -> int:
 
 
 def last_summary(calls: list[CallRecord]) -> Optional[str]:
-    """The last summary's text, without the summariser's thinking (``templates.summary_text``)."""
+    """The last summary's text, without the summariser's thinking (``formats.inftythink.summary_text``)."""
     from inftythink_eval.formats.inftythink import summary_text
 
     return next((summary_text(c.output) for c in reversed(calls) if c.role == SUMMARY), None)

@@ -1,6 +1,6 @@
 """Mode ``delethink``: Markovian chunked thinking with a fixed carryover.
 
-Chunks of ``chunk`` tokens C; the next prompt is the query, the first
+Owns: the chunking rule.  Chunks of ``chunk`` tokens C; the next prompt is the query, the first
 ``keep_head`` tokens of chunk 1 and the last ``carryover`` tokens m of the
 reasoning so far; each later chunk generates C - m new tokens; at most
 ``max_chunks`` chunks.  The carryover is cut from the accumulated reasoning
@@ -35,7 +35,9 @@ def _validate(values: dict) -> dict:
     return {**values, "carryover": m}
 
 
-@register("delethink", PARAMS, validate=_validate, rank=30)
+@register("delethink", PARAMS, validate=_validate, rank=30, summary="Delethink-style carryover: chunks of `chunk` "
+          "tokens; the next prompt is the query + the first `keep_head` tokens of chunk 1 + the last `carryover` "
+          "tokens of the reasoning so far")
 @dataclass(frozen=True)
 class Delethink:
     tools: Tools

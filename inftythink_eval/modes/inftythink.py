@@ -1,6 +1,6 @@
 """Mode ``inftythink``: the native protocol of InftyThink v1 (arXiv 2503.06692).
 
-Templates byte for byte (``templates``), the history replaced each round; a
+Owns: the round rule of the native protocol: templates byte for byte (``formats.inftythink``), the history replaced each round; a
 round without ``<summary>`` is final, truncation included; optional retry of a
 round whose ``<summary>`` fails the official parse.  The question is wrapped
 in the role strings, never in a chat template.
@@ -27,14 +27,16 @@ PARAMS = (
 )
 
 
-@register("inftythink", PARAMS, rank=10)
+@register("inftythink", PARAMS, rank=10, summary="the native protocol of the released checkpoints: prompts "
+          "`User:{q}Assistant:` and `User:{q}Assistant:<history>{S}</history>` byte for byte (PROTOCOL.md), history "
+          "replaced each round; a round without `<summary>` is final (truncation included)")
 @dataclass(frozen=True)
 class InftyThink:
     tools: Tools
     params: Any = None
 
     def _question(self, sample: Sample) -> str:
-        return f"{sample.system}\n\n{sample.question}" if sample.system else sample.question
+        return T.with_system(sample.system, sample.question)
 
     def _budget(self, sample: Sample, index: int):
         return seeded(replace(sample.params, max_tokens=self.params.round_tokens), index)

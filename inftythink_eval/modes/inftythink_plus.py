@@ -1,15 +1,15 @@
 """Mode ``inftythink_plus``: the InftyThink+ iteration format (arXiv 2602.06960, ZJU-REAL/InftyThink-Plus).
 
-Iteration j's prompt is the model's chat template over [system?, user
+Owns: the iteration rule.  Iteration j's prompt is the model's chat template over [system?, user
 question] with the generation prompt, then the assistant turn prefilled with
 ``<history>\\n{s_(j-1)}\\n</history>`` from iteration 2 on; the model continues
-with ``<think>`` (``render.make_tools`` renders, ``templates_plus`` owns the bytes).
+with ``<think>`` (``engine.prompts.make_tools`` renders, ``formats.plus`` owns the bytes).
 A generation prompt that already opens ``<think>`` (some R1-distill tokenizer
 revisions) has that opener cut, because the released checkpoints were trained
 with the history before ``<think>`` and write ``<think>`` themselves.
 ``template=native`` does not apply: the format is a chat.
 
-Verdicts of one iteration (``templates_plus.parse_iteration``):
+Verdicts of one iteration (``formats.plus.parse_iteration``):
 - ``<think>…</think><summary>…</summary>`` -> next iteration with that summary as
   history; at the cap ``max_rounds`` -> final, reason ``max_rounds``, truncated.
 - ``<think>…</think>`` then a conclusion -> final, reason ``done`` (``length``
@@ -35,7 +35,11 @@ from inftythink_eval.modes._base import MAX_ROUNDS, ROUND_TOKENS, Decision, Samp
 PARAMS = (MAX_ROUNDS, ROUND_TOKENS)
 
 
-@register("inftythink_plus", PARAMS, rank=40)
+@register("inftythink_plus", PARAMS, rank=40, summary="the InftyThink+ format of its released checkpoints "
+          "(PROTOCOL_PLUS.md): the model's chat template over the question (system instruction as a system message), "
+          "the assistant turn prefilled with `<history>\\n{S}\\n</history>` from round 2; a conclusion instead of "
+          "`<summary>` is final, an invalid format is a `format` failure; a `<think>` opened by the generation prompt "
+          "is cut (the history goes before it)")
 @dataclass(frozen=True)
 class InftyThinkPlus:
     tools: Tools

@@ -1,8 +1,8 @@
 """Mode ``summarize``: training-free iterative reasoning for any instruction or chat model.
 
-Rounds are capped at ``eta`` tokens; an unfinished round is summarised (same
-or another backend, ``templates.summary_chat``) and the next round sees the
-question and that summary (``templates.continuation_question``).
+Owns: the round-and-summary rule.  Rounds are capped at ``eta`` tokens; an unfinished round is summarised (same
+or another backend, ``formats.inftythink.summary_chat``) and the next round sees the
+question and that summary (``formats.inftythink.continuation_question``).
 
 Does not know: backends' internals, scheduling, lm-eval.
 """
@@ -25,7 +25,10 @@ PARAMS = (
 )
 
 
-@register("summarize", PARAMS, rank=20)
+@register("summarize", PARAMS, rank=20, summary="training-free, for any instruction/chat model: a round is cut at "
+          "`eta` tokens; if unfinished, a summariser (same model, or `summarizer_backend`/`summarizer_pretrained`) "
+          "writes a progress summary with the protocol's summary instruction; the next round sees the question and "
+          "that summary")
 @dataclass(frozen=True)
 class Summarize:
     tools: Tools

@@ -1,5 +1,7 @@
 """Mode ``vanilla``: one generation up to the task's token limit.
 
+Owns: the one-call rule: the task's prompt, rendered as the sample says, up to its token limit.
+
 Does not know: rounds, summaries, backends' internals.
 """
 
@@ -13,7 +15,7 @@ from inftythink_eval.run.trace import REASON, Call, CallRecord, Final
 from inftythink_eval.modes._base import Decision, Sample, Tools, register, seeded
 
 
-@register("vanilla", rank=0)
+@register("vanilla", rank=0, summary="one generation up to the task's `max_gen_toks`")
 @dataclass(frozen=True)
 class Vanilla:
     tools: Tools

@@ -6,7 +6,7 @@ default locations (``leaderboard/results/`` for records and
 ``$INFTYTHINK_LEADERBOARD``); turning errors into one clear line and a
 non-zero exit.
 
-Does not know: lm-eval formats (``ingest``), layout (``render``), the hub (``publish``).
+Does not know: lm-eval formats (``ingest``), layout (``render``, ``write``), the hub (``publish``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from inftythink_eval.results.render import render_all
+    from inftythink_eval.results.write import render_all  # matplotlib loads only when pages are written
 
     records = Store(args.store).load()
     md, page = render_all(records, args.out)

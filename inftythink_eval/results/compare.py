@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from inftythink_eval.keyvalue import parse_pairs
 from inftythink_eval.results import lmeval_run, stats
 from inftythink_eval.results.ingest import import_path
 from inftythink_eval.results.records import Record, RecordError
@@ -102,10 +103,15 @@ def run(args: argparse.Namespace) -> int:
     if len(modes) < 2 or len(set(modes)) != len(modes):
         print(f"error: --modes needs at least two different modes, got {args.modes!r} (e.g. vanilla,summarize)", file=sys.stderr)
         return 2
-    if any(p.strip().startswith("mode=") for p in args.model_args.split(",")):
+    try:
+        model_args = parse_pairs(args.model_args, "--model_args", lmeval_run.MODEL_ARGS_EXAMPLE)
+        gen_kwargs = parse_pairs(args.gen_kwargs, "--gen_kwargs", "max_gen_toks=256,temperature=0.7")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if "mode" in model_args:
         print("error: --model_args must not set mode=; list the modes with --modes", file=sys.stderr)
         return 2
-    gen_kwargs = dict(p.split("=", 1) for p in args.gen_kwargs.split(",") if "=" in p)
     output = args.output_path or Path(tempfile.mkdtemp(prefix="inftythink-compare-"))
     try:
         runs = run_modes(args.model_args, modes, output, tasks=args.tasks, limit=args.limit, gen_kwargs=gen_kwargs,

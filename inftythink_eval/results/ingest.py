@@ -5,7 +5,8 @@ and, for the ``inftythink`` model, its run and traces sidecars) into one
 validated ``Record`` per task: which metric is ACC, where the revision,
 mode, engine and hardware come from, and the per-question detail.
 
-Does not know: the store layout, rendering, or how lm-eval was launched.
+Does not know: the store layout, rendering, how lm-eval was launched, or how
+``key=value`` text is split (``keyvalue``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
+from inftythink_eval.keyvalue import format_pairs, parse_pairs
 from inftythink_eval.results import sidecars, stats
 from inftythink_eval.results.records import Record, RecordError, validate
 from inftythink_eval.results.sidecars import IngestError
@@ -109,14 +111,19 @@ def _num(value) -> Optional[float]:
 
 
 def _model_args(value) -> dict:
+    """A results file's model_args, read as lm-eval read them when it ran (``keyvalue.parse_pairs``).
+
+    lm-eval also accepted, and older results files may hold, an item without ``=`` (no value: left out)
+    and a key given twice (the last one counts); both are read as then instead of refusing the file.
+    """
     if isinstance(value, dict):
         return dict(value)
-    pairs = [p.split("=", 1) for p in str(value or "").split(",") if "=" in p]
-    return {k.strip(): v.strip() for k, v in pairs}
+    last = {item.partition("=")[0].strip(): item for item in str(value or "").split(",") if "=" in item}
+    return parse_pairs([item for key, item in last.items() if key], "model_args of the results file")
 
 
 def _args_text(args: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in args.items())
+    return format_pairs(args)
 
 
 def _display_name(pretrained: str) -> str:
@@ -230,11 +237,17 @@ def _engine(run: dict, source: str, data: dict) -> str:
     transformers = f"transformers {data.get('transformers_version', '?')}"
     if run.get("engine") or run.get("backend"):
         backend, engine = str(run.get("backend") or ""), str(run.get("engine") or "")
-        if not engine and backend == "hf":
+        if not engine and _runs_on_transformers(backend):  # older sidecars: the engine was transformers itself
             engine = transformers
         schedule = f"schedule={run['schedule']}" if run.get("schedule") else ""
         return " / ".join(p for p in (backend, engine, schedule) if p)
     return f"{source} (lm-eval; {transformers})" if source else ""
+
+
+def _runs_on_transformers(backend: str) -> bool:
+    from inftythink_eval.backends.base import backend_names, backend_spec
+
+    return backend in backend_names() and "transformers" in backend_spec(backend).requires
 
 
 def _rerun_args(config: dict, args: dict, task: str, task_cfg: dict, data: dict) -> dict:

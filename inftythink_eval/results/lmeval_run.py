@@ -5,7 +5,8 @@ Owns: building one ``lm_eval ... --output_path OUT --log_samples`` command
 running it as a subprocess with its output streamed to the terminal, and
 turning a failure into an error that shows the command and its last lines.
 
-Does not know: what the results mean (``ingest``), how runs are compared.
+Does not know: what the results mean (``ingest``), how runs are compared, how
+``key=value`` text is split (``keyvalue``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
+
+from inftythink_eval.keyvalue import format_pairs, parse_pairs
 
 
 class LmEvalFailed(RuntimeError):
@@ -45,7 +48,7 @@ class LmEvalRun:
         if self.limit is not None:
             cmd += ["--limit", _number(self.limit)]
         if self.gen_kwargs:
-            cmd += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in self.gen_kwargs.items())]
+            cmd += ["--gen_kwargs", format_pairs(self.gen_kwargs)]
         if self.include_path:
             cmd += ["--include_path", self.include_path]
         if self.apply_chat_template:
@@ -74,10 +77,14 @@ def run(spec: LmEvalRun, cwd: Optional[Path] = None, quiet: bool = False) -> Pat
     return Path(spec.output_path)
 
 
+MODEL_ARGS_EXAMPLE = "pretrained=zoo:smollm2-135m-instruct,backend=hf"
+
+
 def with_mode(model_args: str, mode: str) -> str:
-    """``model_args`` with ``mode=`` set to ``mode`` (replacing any mode given)."""
-    parts = [p for p in model_args.split(",") if p.strip() and not p.strip().startswith("mode=")]
-    return ",".join(parts + [f"mode={mode}"])
+    """``model_args`` with ``mode=`` set to ``mode`` (replacing any mode given); ``ValueError`` on malformed text."""
+    pairs = parse_pairs(model_args, "--model_args", MODEL_ARGS_EXAMPLE)
+    pairs.pop("mode", None)
+    return format_pairs({**pairs, "mode": mode})
 
 
 def from_record_args(args: dict, output_path: Path, **overrides) -> LmEvalRun:

@@ -79,7 +79,7 @@ def _record_attrs(row: dict) -> str:
 def _measured(records: list[Record]) -> str:
     parts = []
     for group, tasks in render.table_rows(records).items():
-        parts.append(f"<h2>{escape(render.GROUP_TITLES[group])}</h2>")
+        parts.append(f"<h2>{escape(render.group_title(group))}</h2>")
         for task, rows in tasks.items():
             parts.append(f"<h3>{escape(task)}</h3>" + _table(render.COLUMNS, rows, _record_attrs))
     return "".join(parts) or "<p>No measured records yet: run <code>inftythink leaderboard import OUT</code>.</p>"

@@ -2,8 +2,8 @@
 
 Owns: ``Record`` (frozen; every field documented), its JSON form
 (``to_dict`` / ``from_dict``), validation (provenance is required), the
-record's identity (``key``, ``record_id``) and the benchmark group a task
-belongs to.
+record's identity (``key``, ``record_id``) and the benchmark and leaderboard group a task
+belongs to (read from the task-family registry, ``scoring.families``).
 
 Does not know: where records come from (``ingest``), where they are kept
 (``store``), or how they are shown (``render``).
@@ -18,14 +18,9 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-SCHEMA_VERSION = 1
+from inftythink_eval.scoring.families import BENCHMARKS, OTHER
 
-# Benchmark groups, as in the task suite (issue 3) and the paper's tables.
-GROUPS = {
-    "paper": ("math500", "aime24", "gpqa_diamond"),
-    "appendix": ("aime25", "amc23", "humaneval", "mbpp"),
-}
-GROUP_ORDER = ("paper", "appendix", "other")
+SCHEMA_VERSION = 1
 
 
 class RecordError(ValueError):
@@ -33,17 +28,18 @@ class RecordError(ValueError):
 
 
 def benchmark_of(task: str) -> str:
-    """The benchmark a task measures: ``inftythink_math500_paper`` -> ``math500``; unknown names stay."""
+    """The registered benchmark a task measures: ``inftythink_math500_paper`` -> ``math500``; unknown names stay."""
     name = task.lower()
-    for bench in sorted((b for g in GROUPS.values() for b in g), key=len, reverse=True):
+    for bench in sorted(BENCHMARKS, key=len, reverse=True):
         if re.search(rf"(^|_){bench}(_|$)", name):
             return bench
     return task
 
 
 def group_of(task: str) -> str:
-    bench = benchmark_of(task)
-    return next((g for g, benches in GROUPS.items() if bench in benches), "other")
+    """The leaderboard group of a task: its benchmark's (the task-family registry), else ``other``."""
+    bench = BENCHMARKS.get(benchmark_of(task))
+    return bench.group if bench is not None else OTHER
 
 
 @dataclass(frozen=True)

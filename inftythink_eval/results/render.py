@@ -1,26 +1,25 @@
 """``leaderboard/LEADERBOARD.md``: tables per benchmark group, vanilla vs iterative deltas.
 
 Owns: the table layout shared by the Markdown and HTML pages (``table_rows``:
-one row per stored record, sorted, with deltas against the same model's
-vanilla run on the same task), the reported-rows tables, number formatting,
-and writing both pages (``render_all``).
+one row per stored record, grouped and sorted, with deltas against the same
+model's vanilla run on the same task), the groups' headings (``group_title``:
+the registry's group title and its benchmarks' titles), the reported-rows
+tables, number formatting, and the Markdown text (``markdown``).
 
-Does not know: where records come from, matplotlib (``plots``), HTML markup (``page``).
+Does not know: which groups and benchmarks exist (the task-family registry,
+``scoring.families``), where records come from, writing files (``write``),
+matplotlib (``plots``), HTML markup (``page``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Optional
 
 from inftythink_eval.results import reference
-from inftythink_eval.results.records import GROUP_ORDER, GROUPS, Record
-from inftythink_eval.results.store import write_text_atomic
+from inftythink_eval.results.records import Record
+from inftythink_eval.scoring import families
 
-GROUP_TITLES = {"paper": "Paper benchmarks (MATH500, AIME24, GPQA-diamond)",
-                "appendix": "Appendix benchmarks (AIME25, AMC23, HumanEval, MBPP)",
-                "other": "Other tasks (the synthetic depth tasks: CPU-scale models trained by this project)"}
 COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "pass@k · maj@k", "TOK", "ΔTOK", "LAT s", "rounds",
            "peak ctx", "n×k", "engine · hardware", "commit", "date", "id")
 REPORTED_COLUMNS = ("paper", "model", "method", "η", "ACC", "ΔACC", "TOK", "TPS", "LAT", "source")
@@ -29,6 +28,12 @@ REPORTED_NOTE = ("Numbers printed in the InftyThink paper (arXiv 2503.06692; gre
                  "authors trained; copied from PROTOCOL.md and PROTOCOL_PLUS.md with citations. ΔACC is against the "
                  "same paper's vanilla (SFT) row of the same model. Reference points, not results of this code.")
 VANILLA_METHODS = ("vanilla", "vanilla SFT")
+
+
+def group_title(group: str) -> str:
+    """A group's heading: its registered title, then its benchmarks' titles (``Paper benchmarks (MATH500, ...)``)."""
+    titles = [b.title for b in families.members(group)]
+    return families.GROUPS[group].title + (f" ({', '.join(titles)})" if titles else "")
 
 
 def pct(value: Optional[float], digits: int = 1) -> str:
@@ -91,7 +96,7 @@ def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
             "commit": record.git_commit[:8], "date": record.date[:10], "id": record.record_id, "record": record,
         }
         out[record.group][record.task].append(row)
-    return {g: dict(out[g]) for g in GROUP_ORDER if g in out}
+    return {g: dict(out[g]) for g in families.group_order() if g in out}
 
 
 def _at_k(record: Record) -> str:
@@ -140,21 +145,12 @@ def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> st
              "on the engine and hardware listed (not comparable across machines). "
              "ΔACC (points) and ΔTOK (relative) are against the same model's latest vanilla run on the same task.", ""]
     for group, tasks in table_rows(records).items():
-        lines += [f"## {GROUP_TITLES[group]}", ""]
+        lines += [f"## {group_title(group)}", ""]
         for task, rows in tasks.items():
             lines += [f"### {task}", ""] + _md_table(COLUMNS, rows) + [""]
     lines += ["## Reported in the papers (not measured here)", "", REPORTED_NOTE, ""]
     rep = reported_rows(reported)
-    for bench in [b for g in GROUPS.values() for b in g if b in rep]:
+    for bench in [b.name for g in families.group_order() for b in families.members(g) if b.name in rep]:
         lines += [f"### {bench} (reported)", ""] + _md_table(REPORTED_COLUMNS, rep[bench]) + [""]
     return "\n".join(lines)
 
-
-def render_all(records: list[Record], out_dir: Path, reported: Optional[list] = None) -> tuple[Path, Path]:
-    """Write ``LEADERBOARD.md`` and ``index.html`` into ``out_dir``; return both paths."""
-    from inftythink_eval.results import page  # matplotlib is imported only when the page is rendered
-
-    reported = reference.load() if reported is None else reported
-    md = write_text_atomic(Path(out_dir) / "LEADERBOARD.md", markdown(records, reported) + "\n")
-    page = write_text_atomic(Path(out_dir) / "index.html", page.build(records, reported))
-    return md, page

@@ -31,7 +31,7 @@ def _patterns(letters: str) -> list[re.Pattern]:
 def extract_choice(response: str, letters: str = "ABCD", unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> Optional[str]:
     """The chosen letter (upper case) or None.  Order: last ``\\boxed{}``, then answer phrases, then marks.
 
-    What is read is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).
+    What is read is ``formats.inftythink.scored_text`` (the truncation rule, ``unclosed_think``).
     """
     text = scored_text(str(response), unclosed_think).text.strip()
     boxed = last_boxed(text)

@@ -40,7 +40,7 @@ def require_consent() -> None:
 def extract_code(response: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> Optional[str]:
     """The code of the last fenced ``python`` block of the final answer (else the last block); None without one.
 
-    The final answer is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).
+    The final answer is ``formats.inftythink.scored_text`` (the truncation rule, ``unclosed_think``).
     """
     blocks = _FENCE_RE.findall(scored_text(str(response), unclosed_think).text)
     if not blocks:

@@ -180,7 +180,7 @@ def _fallback_answer(text: str) -> Optional[str]:
 def check_math(response: str, gold: str, unclosed_think: str = DEFAULT_UNCLOSED_THINK) -> MathVerdict:
     """Is the answer in ``response`` equivalent to ``gold``?  Pure; may be slow on hostile input.
 
-    What is read is ``templates.scored_text`` (the truncation rule, ``unclosed_think``).  A check
+    What is read is ``formats.inftythink.scored_text`` (the truncation rule, ``unclosed_think``).  A check
     that math-verify's own time limit cut short is incorrect with note "timeout", like a hard timeout.
     """
     scored = scored_text(str(response), unclosed_think)

@@ -1,8 +1,8 @@
 """``inftythink train``: run the SFT recipe on one config, in-process or under ``accelerate launch``.
 
-Owns: argument parsing, locating ``training/recipes/sft.py`` in the checkout,
-and turning ``--accelerate FILE`` into an ``accelerate launch`` command for
-several GPUs or nodes.
+Owns: argument parsing, running the recipe (``inftythink_eval.training.sft``, part of the
+installed package: no checkout needed), and turning ``--accelerate FILE`` into an
+``accelerate launch -m inftythink_eval.training.sft`` command for several GPUs or nodes.
 
 Does not know: what the recipe does (see the recipe), config fields (see ``config``).
 """
@@ -10,7 +10,6 @@ Does not know: what the recipe does (see the recipe), config fields (see ``confi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
 import subprocess
 import sys
@@ -18,22 +17,14 @@ from pathlib import Path
 
 from inftythink_eval.training.config import ConfigError, load
 
-
-def recipe_path() -> Path:
-    """The recipe file of this checkout (training needs a source checkout, not only the wheel)."""
-    path = Path(__file__).resolve().parents[2] / "training" / "recipes" / "sft.py"
-    if not path.is_file():
-        raise ConfigError(f"recipe not found at {path}; `inftythink train` runs from a source checkout "
-                          "(git clone ... && pip install -e '.[train]')")
-    return path
+RECIPE = "inftythink_eval.training.sft"  # the module ``accelerate launch -m`` runs
 
 
 def load_recipe():
-    """The recipe module, imported from its file."""
-    spec = importlib.util.spec_from_file_location("inftythink_sft_recipe", recipe_path())
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The recipe module (imported on use: it needs the ``train`` extra, TRL and accelerate)."""
+    from inftythink_eval.training import sft
+
+    return sft
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def launch_command(args: argparse.Namespace) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", args.accelerate,
-            str(recipe_path()), "--config", args.config, *args.overrides]
+            "-m", RECIPE, "--config", args.config, *args.overrides]
 
 
 def run(args: argparse.Namespace) -> int:

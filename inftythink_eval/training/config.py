@@ -1,11 +1,13 @@
 """The SFT recipe's configuration: one frozen dataclass, loaded from YAML plus ``key=value`` overrides.
 
-Owns: every knob of ``training/recipes/sft.py``, its defaults (the protocol's
+Owns: every knob of the recipe (``training.sft``), its defaults (the protocol's
 where one exists: max length 16384, global batch 32, warmup ratio 0.03,
 cosine decay to 0), and validation with errors that name the wrong key or
-value and say what was expected.
+value and say what was expected.  ``key=value`` overrides are split by
+``keyvalue.parse_pairs`` (the one parser); their values are read as YAML here.
 
-Does not know: torch, TRL, data files' contents; the recipe does.
+Does not know: torch, TRL, data files' contents; the recipe does.  Format names
+come from ``formats`` (``inftythink``, ``inftythink_plus``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from typing import Any, Optional
 
 import yaml
 
-FORMATS = ("vanilla", "inftythink", "inftythink_plus")
+from inftythink_eval.formats import inftythink, plus
+from inftythink_eval.keyvalue import parse_pairs
+
+FORMATS = ("vanilla", inftythink.NAME, plus.NAME)
 TEMPLATES = ("native", "chat")
 REPORTERS = ("none", "tensorboard", "wandb")
 PRECISIONS = ("auto", "bf16", "fp32")
 PACKED_LAYOUTS = ("auto", "flat", "rows")
-SCRATCH_TEMPLATES = ("native", "plus")
+SCRATCH_TEMPLATES = ("native", plus.NAME)  # scratch.chat_template; "plus" (before issue 20) is read as plus.NAME
 
 
 class ConfigError(ValueError):
@@ -52,7 +57,8 @@ class TrainConfig:
     scratch: dict = field(default_factory=dict)
     """For ``model: scratch``: LlamaConfig fields (hidden_size, num_hidden_layers, ...) and ``chars``
     (the character vocabulary of a char-level tokenizer), optionally ``chat_template``: ``native``
-    (default: renders ``User:{q}Assistant:``) or ``plus`` (a compact chat template for InftyThink+ rows)."""
+    (default: renders ``User:{q}Assistant:``) or ``inftythink_plus`` (alias ``plus``: a compact chat
+    template for InftyThink+ rows)."""
     max_length: int = 16384
     """Packed sequence length in tokens (protocol: 16384); longer samples are truncated."""
     global_batch_size: int = 32
@@ -92,10 +98,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.format in FORMATS, "format", self.format, f"one of {FORMATS}")
         if self.template is None:
-            object.__setattr__(self, "template", "chat" if self.format == "inftythink_plus" else "native")
+            object.__setattr__(self, "template", "chat" if self.format == plus.NAME else "native")
         _check(self.template in TEMPLATES, "template", self.template, f"one of {TEMPLATES}")
-        _check(self.format != "inftythink_plus" or self.template == "chat", "template", self.template,
-               "chat for format inftythink_plus (its rows are chats; the native v1 strings cannot express them)")
+        _check(self.format != plus.NAME or self.template == "chat", "template", self.template,
+               f"chat for format {plus.NAME} (its rows are chats; the native v1 strings cannot express them)")
         _check(self.report_to in REPORTERS, "report_to", self.report_to, f"one of {REPORTERS}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {PRECISIONS}")
         _check(self.packed_layout in PACKED_LAYOUTS, "packed_layout", self.packed_layout, f"one of {PACKED_LAYOUTS}")
@@ -108,6 +114,9 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", self.warmup_ratio, "a fraction in [0, 1)")
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive float")
         _check(bool(self.data), "data", self.data, "at least one .jsonl or .parquet file")
+        if isinstance(self.scratch.get("chat_template"), str):
+            object.__setattr__(self, "scratch", {**self.scratch,
+                                                 "chat_template": plus.format_name(self.scratch["chat_template"])})
         if self.model == "scratch":
             _check(bool(self.scratch.get("chars")), "scratch.chars", self.scratch.get("chars"),
                    "the characters of the tokenizer's vocabulary (model: scratch builds a char-level tokenizer)")
@@ -177,10 +186,12 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Train
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} is not key=value (example: learning_rate=2e-5)")
+    try:
+        pairs = parse_pairs(overrides, "override", "key=value, e.g. learning_rate=2e-5 or scratch.hidden_size=64")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, raw in pairs.items():
+        item = f"{key}={raw}"
         head, _, sub = key.partition(".")
         if head not in {f.name for f in dataclasses.fields(TrainConfig)}:
             from_dict({head: None}, f"override {item!r}")  # raises with the suggestion

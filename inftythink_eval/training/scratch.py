@@ -2,7 +2,8 @@
 
 Owns: ``char_tokenizer`` (a ``tokenizers`` BPE with no merges, so one token
 per character; specials ``<pad>``, ``<eos>``, ``<unk>``; its chat template renders
-the native round-1 prompt, or a compact chat for InftyThink+ rows) and ``tiny_model``
+the native round-1 prompt (``formats.inftythink.native_chat_template``), or a
+compact chat of ours for InftyThink+ rows) and ``tiny_model``
 (a randomly initialised ``LlamaForCausalLM`` from a dict of LlamaConfig
 fields).  Both load back with ``AutoTokenizer``/``AutoModelForCausalLM``.
 
@@ -11,26 +12,14 @@ Does not know: training, data, the synthetic task (the caller passes the charact
 
 from __future__ import annotations
 
-from inftythink_eval.formats.inftythink import ASSISTANT_ROLE, USER_ROLE
+from inftythink_eval.formats import plus
+from inftythink_eval.formats.inftythink import native_chat_template
 
 SPECIALS = ("<pad>", "<eos>", "<unk>")
 PRINTABLE = "".join(chr(i) for i in range(32, 127)) + "\n"
 _ARCH_DEFAULTS = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4,
                   "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 384,
                   "rope_theta": 10000.0, "tie_word_embeddings": True}
-
-
-def native_chat_template() -> str:
-    """A chat template that renders the protocol's round-1 prompt ``User:{question}Assistant:``.
-
-    So a model trained on the native vanilla format gets its exact prompt from any
-    chat-template consumer (lm-eval's ``--apply_chat_template``, the engine's vanilla mode).
-    A system message, if any, goes before the question as the native mode does.
-    """
-    return ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n{% endif %}{% endfor %}"
-            f"{USER_ROLE}"
-            "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}"
-            f"{{% if add_generation_prompt %}}{ASSISTANT_ROLE}{{% endif %}}")
 
 
 # The InftyThink+ tiny model's own chat: short role markers (every character is a token of a
@@ -53,12 +42,12 @@ def plus_chat_template() -> str:
             f"{{% if add_generation_prompt %}}{PLUS_ASSISTANT}{{% endif %}}")
 
 
-CHAT_TEMPLATES = {"native": native_chat_template, "plus": plus_chat_template}
+CHAT_TEMPLATES = {"native": native_chat_template, plus.NAME: plus_chat_template}
 
 
 def char_tokenizer(chars: str = PRINTABLE, chat_template: str = "native"):
     """A fast tokenizer with one token per character of ``chars`` (duplicates ignored);
-    ``chat_template``: ``native`` or ``plus`` (see ``CHAT_TEMPLATES``)."""
+    ``chat_template``: ``native`` or ``inftythink_plus`` (alias ``plus``; see ``CHAT_TEMPLATES``)."""
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
@@ -72,7 +61,7 @@ def char_tokenizer(chars: str = PRINTABLE, chat_template: str = "native"):
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
                                         unk_token="<unk>", model_max_length=10**6)
-    tokenizer.chat_template = CHAT_TEMPLATES[chat_template]()
+    tokenizer.chat_template = CHAT_TEMPLATES[plus.format_name(chat_template)]()
     return tokenizer
 
 

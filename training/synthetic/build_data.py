@@ -1,7 +1,7 @@
 """Build the training data of the CPU-scale reference pair from the synthetic digit-sum task.
 
     python training/synthetic/build_data.py --out runs/synthetic-data
-    python training/synthetic/build_data.py --out runs/synthetic-data-plus --format plus
+    python training/synthetic/build_data.py --out runs/synthetic-data-plus --format inftythink_plus
 
 Writes, under --out:
   tokenizer/            the char-level tokenizer both tiny models use (also the builder's segmentation tokenizer)
@@ -9,8 +9,8 @@ Writes, under --out:
   inftythink.jsonl      InftyThink instances, released schema (question, history, reasoning_process, summary, conclusion)
   vanilla.jsonl         vanilla instances: the whole trace in one target, depths uniform over those that fit the window
   data_summary.json     counts and the settings used
-With ``--format plus``, instead of inftythink.jsonl and vanilla.jsonl:
-  inftythink_plus.jsonl InftyThink+ cold-start rows from the builder (``--format plus``): the same columns plus
+With ``--format inftythink_plus`` (alias ``plus``), instead of inftythink.jsonl and vanilla.jsonl:
+  inftythink_plus.jsonl InftyThink+ cold-start rows from the builder (``--format inftythink_plus``): the same columns,
                         ``messages`` = [user question, assistant <history>..</history><think>..</think> + summary
                         or conclusion], trained with the recipe's ``template: chat``
   first_rounds.jsonl    the rows of each question's first iteration (no history), a subset of the above: the
@@ -32,8 +32,8 @@ import os
 import sys
 from pathlib import Path
 
+from inftythink_eval.formats import inftythink, plus
 from inftythink_eval.scoring import synthetic
-from inftythink_eval.formats.inftythink import native_prompt, native_target
 from inftythink_eval.training.scratch import char_tokenizer
 
 
@@ -66,8 +66,8 @@ def instances_direct(problem: synthetic.Problem, eta: int, count) -> list[dict]:
 
 
 def vanilla_row(problem: synthetic.Problem) -> dict:
-    return {"prompt": native_prompt(problem.question),
-            "completion": native_target(problem.trace(), conclusion=problem.answer)}
+    prompt, completion = inftythink.training_pair(problem.question, problem.trace(), conclusion=problem.answer)
+    return {"prompt": prompt, "completion": completion}
 
 
 def max_fitting_depth(tokenizer, window: int) -> int:
@@ -101,7 +101,7 @@ def build_inftythink(out: Path, probs, eta: int, tokenizer) -> tuple[list[dict],
     return _via_builder(build, out, eta), "inftythink_eval.data.build"
 
 
-def _via_builder(build, out: Path, eta: int, fmt: str = "inftythink") -> list[dict]:
+def _via_builder(build, out: Path, eta: int, fmt: str = inftythink.NAME) -> list[dict]:
     from inftythink_eval.data.config import BuildConfig, Columns
 
     cfg = BuildConfig(source=str(out / "source.jsonl"), out=str(out / "built"), eta=eta, format=fmt,
@@ -113,7 +113,7 @@ def _via_builder(build, out: Path, eta: int, fmt: str = "inftythink") -> list[di
     files = sorted((out / "built" / "instances").glob("*.parquet"))
     # v1: the recipe rebuilds prompt/completion from the schema fields with the same templates;
     # plus: the recipe reads the chat in ``messages``
-    drop = {"messages"} if fmt == "inftythink" else set()
+    drop = {"messages"} if fmt == inftythink.NAME else set()
     return [{k: v for k, v in row.items() if k not in drop} for f in files for row in pq.read_table(f).to_pylist()]
 
 
@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=256, help="model context window in tokens (characters)")
     ap.add_argument("--eta", type=int, default=100, help="segment budget in tokens")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--format", choices=("inftythink", "plus"), default="inftythink",
-                    help="inftythink: v1 instances + vanilla traces; plus: InftyThink+ cold-start rows only")
+    ap.add_argument("--format", choices=(inftythink.NAME, plus.NAME, plus.OLD_NAME), default=inftythink.NAME,
+                    help="inftythink: v1 instances + vanilla traces; inftythink_plus (alias plus): InftyThink+ "
+                         "cold-start rows only")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.save_pretrained(str(out / "tokenizer"))
     probs = synthetic.problems(range(1, args.max_depth + 1), args.questions, seed=args.seed)
     write_jsonl(out / "source.jsonl", [{"problem": p.question, "solution": p.solution()} for p in probs])
-    if args.format == "plus":
+    args.format = plus.format_name(args.format)
+    if args.format == plus.NAME:
         return _main_plus(out, probs, args)
     rows, route = build_inftythink(out, probs, args.eta, tokenizer)
     write_jsonl(out / "inftythink.jsonl", rows)
@@ -151,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main_plus(out: Path, probs, args) -> int:
-    """The InftyThink+ rows of the tiny Plus model: the builder in ``--format plus`` on the same source."""
+    """The InftyThink+ rows of the tiny Plus model: the builder in ``--format inftythink_plus`` on the same source."""
     from inftythink_eval.data import build
 
-    rows = _via_builder(build, out, args.eta, "plus")
+    rows = _via_builder(build, out, args.eta, plus.NAME)
     write_jsonl(out / "inftythink_plus.jsonl", rows)
     first = [row for row in rows if row["reasoning_index"] == 0]
     write_jsonl(out / "first_rounds.jsonl", first)
-    summary = {"route": "inftythink_eval.data.build (format plus)", "inftythink_plus_rows": len(rows),
+    summary = {"route": "inftythink_eval.data.build (format inftythink_plus)", "inftythink_plus_rows": len(rows),
                "first_round_rows": len(first),
                "inftythink_plus_questions": len(probs), **{k: v for k, v in vars(args).items() if k != "out"}}
     (out / "data_summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 
 from inftythink_eval.scoring.synthetic import problems, summary_line
-from inftythink_eval.formats.inftythink import THINK_OPEN
-from inftythink_eval.formats.plus import history_block, round_messages
+from inftythink_eval.formats.inftythink import THINK_OPEN, chat_messages
+from inftythink_eval.formats.plus import history_block
 
 THINK = THINK_OPEN + "\n"
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     first = from_history = 0
     for p in problems(range(20, 201), args.count, 777):
         lines, xs = p.lines(), p.states()
-        chat = tokenizer.apply_chat_template(round_messages(p.question), add_generation_prompt=True, tokenize=False)
+        chat = tokenizer.apply_chat_template(chat_messages(p.question), add_generation_prompt=True, tokenize=False)
         first += first_line(model, tokenizer, chat + THINK) == lines[0]
         history = history_block(summary_line(p.n - 10, xs[10]))
         from_history += first_line(model, tokenizer, chat + history + THINK) == lines[10]
