@@ -90,12 +90,13 @@ def test_unknown_engine_argument_and_data_parallel_are_clear_errors(smollm2):
 
 
 # Each mode with the calls it must make on SmolLM2, which never writes InftyThink's <summary>: the cut modes
-# (summarize, delethink) go on past a cut round; in inftythink and inftythink_plus a round without a summary is
+# (summarize, delethink) go on past a cut round, budget forces an answer after its thinking budget; in inftythink and inftythink_plus a round without a summary is
 # final, so each sample is one call there (their later rounds are shown byte for byte on the scripted backend,
 # test_engine_native.py and test_engine_plus.py).
 MODES = [("vanilla", "", "one"), ("summarize", ",eta=48,summary_tokens=24,max_rounds=3", "more"),
          ("inftythink", ",round_tokens=48,max_rounds=2", "one"), ("delethink", ",chunk=48,max_chunks=2", "more"),
-         ("inftythink_plus", ",round_tokens=48,max_rounds=2", "one")]
+         ("inftythink_plus", ",round_tokens=48,max_rounds=2", "one"),
+         ("budget", ",think_tokens=8,answer_tokens=16", "more")]  # 8 thinking tokens: every sample is forced to answer
 
 
 @pytest.mark.parametrize("mode,extra,calls", MODES, ids=[m[0] for m in MODES])

@@ -10,7 +10,7 @@ imported on first use of the package, so adding a mode is adding its module.
 Public names: ``Sample``, ``Tools``, ``Param``, ``ModeParams`` (every registered
 parameter, built from the declarations), ``MODES``, ``make_mode``,
 ``mode_param_specs``.  The modes: see each module's docstring (``vanilla``,
-``inftythink``, ``summarize``, ``delethink``, ``inftythink_plus``).
+``inftythink``, ``summarize``, ``delethink``, ``budget``, ``inftythink_plus``).
 
 Does not know: backends' internals, scheduling, caching, lm-eval.
 """
