@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "zoo": ("inftythink_eval.checkpoints.cli", "list or show zoo checkpoints"),
     "leaderboard": ("inftythink_eval.results.cli", "import, render and publish results"),
     "compare": ("inftythink_eval.results.compare", "run one model in several modes and compare"),
+    "sweep": ("inftythink_eval.results.sweep", "run one model over a grid of modes and parameters (resumable); "
+              "print its accuracy-cost frontiers"),
     "regress": ("inftythink_eval.results.regress", "compare a fresh run with a stored baseline"),
 }
 

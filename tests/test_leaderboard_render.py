@@ -74,12 +74,16 @@ def test_depth_curve_draws_acc_and_tok_by_depth(records):
 def test_plots_draw_every_record_they_are_given(records):
     """Every plot of the page names each record it draws (its SVG keeps text as text); the depth curve has no
     depth task here (test_depth_curve_draws_acc_and_tok_by_depth)."""
-    assert set(plots.PLOTS) == {"depth-curve", "acc-vs-tok", "accuracy-by-round", "sawtooth", "distributions"}
+    assert set(plots.PLOTS) == {"depth-curve", "acc-vs-tok", "frontier", "accuracy-by-round", "sawtooth", "distributions"}
     texts = {name: set(re.findall(r"<text[^>]*>([^<]*)</text>", draw(records) or ""))
              for name, (_title, draw) in plots.PLOTS.items()}
     by_task = {f"{r.model} · {r.mode} · {r.task}" for r in records}
     assert texts["acc-vs-tok"] >= {f"{r.model} · {r.mode}" for r in records} | {r.task for r in records}
     assert texts["accuracy-by-round"] >= by_task and texts["distributions"] >= by_task
+    # the frontier: one panel per task of the model with two settings (vanilla and inftythink), a line per mode
+    two = {(r.task, r.model) for r in records if r.model == "scripted-good"}
+    assert texts["frontier"] >= {f"{task} · {model}" for task, model in two} | {"vanilla", "inftythink", "Pareto (ACC vs TOK)"}
+    assert not any("scripted-bad" in t for t in texts["frontier"])  # one setting only: no frontier
     pair = plots.sawtooth_pair(records)
     assert [r.mode for r in pair] == ["vanilla", "inftythink"] and pair[0].task == pair[1].task
     assert texts["sawtooth"] >= {f"Sawtooth: one sample of {pair[-1].task}, {pair[-1].model}",
@@ -112,6 +116,9 @@ def test_page_loads_in_headless_chromium_and_shows_every_record(records, tmp_pat
     assert shown == {r.record_id for r in records}
     assert re.search(rf'id="shown">{len(records)}<', dom)
     assert dom.count("<svg") >= 4 and "Reported in the papers" in dom
+    frontier = dom.split('<section class="plot" id="frontier">')[1].split("</section>")[0]
+    assert "<svg" in frontier and "lbt_math500 · scripted-good" in frontier and "Pareto (ACC vs TOK)" in frontier
+    assert '<h2 id="frontiers">Frontiers</h2>' in dom and "<h3>lbt_aime24 · scripted-good</h3>" in dom
 
 
 def test_render_cli_writes_both_pages(tmp_path):

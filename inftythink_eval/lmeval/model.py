@@ -229,11 +229,7 @@ class InftyThinkLM(LM):
             raise
         outputs = []
         for sample, trace in zip(samples, traces):
-            totals = trace.totals()
-            stats = {"tok": totals.tok, "lat": totals.lat, "rounds": totals.rounds, "peak_ctx": totals.peak_ctx,
-                     "truncated": int(totals.truncated), "format_fail": totals.format_fail,
-                     "error": int(trace.error is not None)}
-            outputs.append(SampleOutput(trace.final.answer, stats, trace_id=sample.id))
+            outputs.append(SampleOutput(trace.final.answer, trace.stats(), trace_id=sample.id))
         self.sidecar.append([self._row(r, s, t) for r, s, t in zip(requests, samples, traces)])
         failed = [t for t in traces if t.error is not None]
         if failed:

@@ -4,7 +4,8 @@ Owns: nothing itself; its modules are ``records`` (the record; its benchmark and
 task-family registry, ``scoring.families``), ``ingest`` + ``sidecars`` (lm-eval folders -> records),
 ``store`` (append-only files), ``reference`` (the papers' reported rows), ``stats`` (intervals,
 bootstrap), ``render`` (tables, LEADERBOARD.md text), ``page`` + ``plots`` (index.html), ``write``
-(both pages to disk), ``compare``, ``regress``, ``lmeval_run``, ``publish``, ``cli`` (subcommands).
+(both pages to disk), ``compare``, ``sweep`` + ``grid`` (a grid of points, resumable), ``frontier``
+(Pareto sets, equal-accuracy table), ``regress``, ``lmeval_run``, ``publish``, ``cli`` (subcommands).
 
 Does not know: how answers are scored, models and engines.
 """

@@ -24,6 +24,7 @@ from inftythink_eval.results.sidecars import IngestError
 
 ACC_METRICS = ("acc", "pass@1", "exact_match", "math_verify", "acc_norm")
 STAT_METRICS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail")
+SAMPLE_EXTRAS = ("kv_tokens",)  # per-question numbers kept when a task logs them (the frontiers read them)
 
 
 def results_files(path: Path) -> list[Path]:
@@ -95,7 +96,7 @@ def _per_question(rows: list[dict], flt: str, metric: str) -> list[dict]:
             raise IngestError(f"samples line doc_id={row.get('doc_id')}: no '{metric}' value; "
                               "the samples file does not match its results file")
         item = {"doc_id": row.get("doc_id"), "acc": _num(row.get(metric))}
-        item.update({k: _num(row.get(k)) for k in STAT_METRICS if k in row})
+        item.update({k: _num(row.get(k)) for k in STAT_METRICS + SAMPLE_EXTRAS if k in row})
         out.append(item)
     return out
 

@@ -1,4 +1,4 @@
-"""Running the real ``lm_eval`` CLI once for ``compare`` and ``regress``.
+"""Running the real ``lm_eval`` CLI once for ``compare``, ``sweep`` and ``regress``.
 
 Owns: building one ``lm_eval ... --output_path OUT --log_samples`` command
 (model, model_args, tasks, limit, gen_kwargs, chat template, seeds),

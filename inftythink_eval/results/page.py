@@ -1,8 +1,8 @@
 """``leaderboard/index.html``: one static page, no server, no network.
 
 Owns: the HTML markup: the same tables as LEADERBOARD.md (one ``<tr
-class="record" data-id=...>`` per stored record), the reported rows, the
-plots inlined as SVG, and a few lines of JavaScript (click a header to
+class="record" data-id=...>`` per stored record; the frontiers' points and
+equal-accuracy tables), the reported rows, the plots inlined as SVG, and a few lines of JavaScript (click a header to
 sort, type to filter) that write the number of shown records into the page.
 
 Does not know: how the rows and plots are computed (``render``, ``plots``).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
-from inftythink_eval.results import plots, render
+from inftythink_eval.results import frontier, plots, render
 from inftythink_eval.results.records import Record
 
 STYLE = """
@@ -85,6 +85,21 @@ def _measured(records: list[Record]) -> str:
     return "".join(parts) or "<p>No measured records yet: run <code>inftythink leaderboard import OUT</code>.</p>"
 
 
+def _frontiers(records: list[Record]) -> str:
+    found = frontier.groups(records)
+    if not found:
+        return ""
+    parts = ['<h2 id="frontiers">Frontiers</h2>', f'<p class="note">{escape(render.FRONTIER_NOTE)}</p>']
+    for (task, model), points in found.items():
+        columns, rows = frontier.point_rows(points)
+        ref, goal, equal = frontier.equal_accuracy(points)
+        parts.append(f"<h3>{escape(task)} · {escape(model)}</h3>" + _table(columns, rows, lambda row: 'class="point"'))
+        parts.append(f'<p class="note">Equal accuracy. {escape(frontier.target_note(ref, goal, False))}</p>')
+        if equal:
+            parts.append(_table(frontier.EQUAL_COLUMNS, frontier.equal_rows(equal), lambda row: 'class="equal"'))
+    return "".join(parts)
+
+
 def _reported(reported: list) -> str:
     parts = ["<h2>Reported in the papers (not measured here)</h2>", f'<p class="note">{escape(render.REPORTED_NOTE)}</p>']
     for bench, rows in render.reported_rows(reported).items():
@@ -97,8 +112,9 @@ def _plots(records: list[Record]) -> str:
     parts = ["<h2>Plots</h2>"]
     for anchor, (title, draw) in plots.PLOTS.items():
         svg = draw(records)
-        body = svg if svg else '<p class="note">No stored record carries the data for this plot yet ' \
-                                "(it needs runs of the inftythink model, whose traces hold rounds and tokens).</p>"
+        empty = plots.EMPTY.get(anchor, "No stored record carries the data for this plot yet (it needs runs of "
+                                         "the inftythink model, whose traces hold rounds and tokens).")
+        body = svg if svg else f'<p class="note">{empty}</p>'
         parts.append(f'<section class="plot" id="{anchor}"><h3>{escape(title)}</h3>{body}</section>')
     return "".join(parts)
 
@@ -117,6 +133,7 @@ run on the same task.</p>
 <p><input id="filter" placeholder="filter records (model, mode, task, ...)"> showing <b id="shown">{len(records)}</b>
 of {len(records)} records</p>
 {_measured(records)}
+{_frontiers(records)}
 {_plots(records)}
 {_reported(reported)}
 <script>{SCRIPT}</script>

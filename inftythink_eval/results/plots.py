@@ -1,7 +1,9 @@
-"""The leaderboard's five plots, as inline SVG strings (matplotlib, Agg).
+"""The leaderboard's six plots, as inline SVG strings (matplotlib, Agg).
 
 Owns: ACC and TOK against depth on the synthetic task (the depth curve), ACC against TOK per model and mode (one panel per task, an arrow from
-each vanilla run to the same model's iterative runs), accuracy by rounds
+each vanilla run to the same model's iterative runs), the accuracy-cost frontiers (ACC against TOK,
+one panel per task and model with two or more settings, one line per mode, Pareto points ringed; the
+points come from ``frontier``), accuracy by rounds
 used (from the traces), the sawtooth of one sample (tokens in context
 against tokens generated, vanilla vs iterative), and TOK/LAT distributions
 over questions.  Each function returns ``None`` when no record carries the
@@ -23,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from inftythink_eval.results import frontier as fr  # noqa: E402
 from inftythink_eval.results.records import Record  # noqa: E402
 
 _MARKER_CYCLE = "os^DvP*Xph"
@@ -84,6 +87,32 @@ def acc_vs_tok(records: list[Record]) -> Optional[str]:
     fig.suptitle("ACC against TOK (arrows: vanilla → iterative, same model and task)")
     fig.tight_layout()
     return _svg(fig, "acc_vs_tok")
+
+
+def frontier(records: list[Record]) -> Optional[str]:
+    """ACC against TOK per task and model with two or more settings: one line per mode, Pareto points ringed."""
+    found = {key: [p for p in points if p.cost("tok") is not None] for key, points in fr.groups(records).items()}
+    found = {key: points for key, points in found.items() if len(points) >= 2}
+    if not found:
+        return None
+    cols = min(3, len(found))
+    rows = math.ceil(len(found) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for ax, ((task, model), points) in zip(axes.flat, found.items()):
+        for mode, line in fr.curves(points, "tok").items():
+            ax.plot([p.cost("tok") for p in line], [100 * p.acc for p in line], marker(mode) + "-", label=mode)
+        best = fr.pareto(points, "tok")
+        ax.scatter([p.cost("tok") for p in best], [100 * p.acc for p in best], s=160, facecolors="none",
+                   edgecolors="black", linewidths=1.2, label="Pareto (ACC vs TOK)", zorder=3)
+        ax.set(title=f"{task} · {model}", xlabel="TOK (mean generated tokens per sample)", ylabel="ACC %",
+               ylim=(-3, 103))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(found):]:
+        ax.set_visible(False)
+    fig.suptitle("Accuracy-cost frontiers: one line per mode, Pareto points ringed")
+    fig.tight_layout()
+    return _svg(fig, "frontier")
 
 
 def accuracy_by_round(records: list[Record]) -> Optional[str]:
@@ -197,6 +226,10 @@ def depth_curve(records: list[Record]) -> Optional[str]:
 
 PLOTS = {"depth-curve": ("The depth curve: measured ACC and TOK of the CPU-scale models by depth", depth_curve),
          "acc-vs-tok": ("ACC against TOK per model and mode", acc_vs_tok),
+         "frontier": ("Accuracy-cost frontiers: ACC against TOK per task and model, one line per mode", frontier),
          "accuracy-by-round": ("Accuracy by round (from the traces)", accuracy_by_round),
          "sawtooth": ("The sawtooth of one sample: tokens in context against tokens generated", sawtooth),
          "distributions": ("TOK and LAT distributions over questions", distributions)}
+
+EMPTY = {"frontier": "No task has two or more settings of one model yet: run <code>inftythink sweep</code> "
+                     "(docs/leaderboard.md) to measure a frontier."}

@@ -2,7 +2,8 @@
 
 Owns: ``Record`` (frozen; every field documented), its JSON form
 (``to_dict`` / ``from_dict``), validation (provenance is required), the
-record's identity (``key``, ``record_id``) and the benchmark and leaderboard group a task
+record's identity (``key``, ``record_id``), the mode parameters that tell its run apart
+(``shown_params``) and the benchmark and leaderboard group a task
 belongs to (read from the task-family registry, ``scoring.families``).
 
 Does not know: where records come from (``ingest``), where they are kept
@@ -144,6 +145,19 @@ class Record:
 
 _DEFAULTED = {"samples", "rounds_hist", "sawtooth", "schema_version"}
 PROVENANCE = ("revision", "git_commit", "harness_version", "date", "task_version", "engine", "hardware")
+
+
+def shown_params(record: Record) -> dict:
+    """The run's mode parameters that tell it apart, as its sidecar recorded them: a registered mode's key
+    parameters (``Param(key=True)``) and any other of its own that differs from the declared default; every
+    parameter of a mode not registered here (sorted by name)."""
+    from inftythink_eval.modes import MODES, mode_param_specs
+
+    if record.mode not in MODES:
+        return dict(sorted(record.mode_params.items()))
+    declared = {name: param for name, (param, _modes) in mode_param_specs(record.mode).items()}
+    return {k: record.mode_params[k] for k, p in declared.items()
+            if k in record.mode_params and (p.key or record.mode_params[k] != p.default)}
 
 
 def validate(record: Record, where: str = "record") -> Record:

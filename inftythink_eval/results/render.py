@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Optional
 
-from inftythink_eval.results import reference
-from inftythink_eval.results.records import Record
+from inftythink_eval.results import frontier, reference
+from inftythink_eval.results.records import Record, shown_params
 from inftythink_eval.scoring import families
 
 COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "pass@k · maj@k", "TOK", "ΔTOK", "LAT s", "rounds",
@@ -51,15 +51,8 @@ def signed(value: Optional[float], scale: float = 1.0, digits: int = 1) -> str:
 
 
 def mode_params_text(record: Record) -> str:
-    """The run's mode parameters as its sidecar recorded them: a registered mode's key parameters and any
-    other of its own that differ from the declared default; every parameter of a mode not registered here."""
-    from inftythink_eval.modes import MODES, mode_param_specs
-
-    if record.mode not in MODES:
-        return " ".join(f"{k}={v}" for k, v in sorted(record.mode_params.items()))
-    declared = {name: param for name, (param, _modes) in mode_param_specs(record.mode).items()}
-    return " ".join(f"{k}={record.mode_params[k]}" for k, p in declared.items()
-                    if k in record.mode_params and (p.key or record.mode_params[k] != p.default))
+    """The run's mode parameters as its sidecar recorded them (``records.shown_params``), as ``k=v`` words."""
+    return " ".join(f"{k}={v}" for k, v in shown_params(record).items())
 
 
 def model_text(record: Record) -> str:
@@ -136,6 +129,30 @@ def _md_table(columns: tuple, rows: list[dict]) -> list[str]:
     return lines + ["| " + " | ".join(esc(row.get(c, "")) for c in columns) + " |" for row in rows]
 
 
+FRONTIER_NOTE = ("Every task and model with two or more settings (mode, its parameters, the `max_gen_toks` budget; "
+                 "the latest record of each). *Pareto on*: the costs on which no other point of the model has at "
+                 "least its ACC at no more cost. *Equal accuracy*: for each mode and cost, the least cost at which "
+                 "one of its points reaches the target ACC (the best vanilla point's), with the paired bootstrap "
+                 "95% interval of the ACC and cost differences against that vanilla point over the questions both "
+                 "scored. Made by `inftythink sweep` (docs/leaderboard.md).")
+
+
+def frontier_markdown(records: list[Record], iters: int = 2000) -> list[str]:
+    """The "Frontiers" section: nothing at all when no task has two settings of one model."""
+    found = frontier.groups(records)
+    if not found:
+        return []
+    lines = ["## Frontiers", "", FRONTIER_NOTE, ""]
+    for (task, model), points in found.items():
+        columns, rows = frontier.point_rows(points)
+        ref, goal, equal = frontier.equal_accuracy(points, iters=iters)
+        lines += [f"### {task} · {model}", ""] + _md_table(columns, rows) + [""]
+        lines += ["Equal accuracy. " + frontier.target_note(ref, goal, False), ""]
+        if equal:
+            lines += _md_table(frontier.EQUAL_COLUMNS, frontier.equal_rows(equal)) + [""]
+    return lines
+
+
 def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> str:
     lines = ["# Leaderboard", "",
              f"{len(records)} measured record(s) from `leaderboard/results/`, rendered by `inftythink leaderboard render`.",
@@ -148,6 +165,7 @@ def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> st
         lines += [f"## {group_title(group)}", ""]
         for task, rows in tasks.items():
             lines += [f"### {task}", ""] + _md_table(COLUMNS, rows) + [""]
+    lines += frontier_markdown(records)
     lines += ["## Reported in the papers (not measured here)", "", REPORTED_NOTE, ""]
     rep = reported_rows(reported)
     for bench in [b.name for g in families.group_order() for b in families.members(g) if b.name in rep]:

@@ -149,8 +149,9 @@ def lm_eval_dataset(depth: int = 16, num_samples: int = 32, seed: int = 1234, **
 
 def lm_eval_results(doc: dict, results: list) -> dict:
     """``process_results`` hook: strict accuracy plus the engine's per-sample stats (NaN for other models)."""
-    from inftythink_eval.run.output import stats_of
+    from inftythink_eval.run.output import PARTIAL_KEYS, stats_of
     from inftythink_eval.formats.inftythink import final_answer_text
 
     response = results[0]
-    return {"acc": float(is_correct(final_answer_text(str(response)), doc["answer"])), **stats_of(response)}
+    stats = {k: v for k, v in stats_of(response).items() if k not in PARTIAL_KEYS}  # summary-only keys: not declared
+    return {"acc": float(is_correct(final_answer_text(str(response)), doc["answer"])), **stats}
