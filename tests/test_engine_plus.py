@@ -248,7 +248,7 @@ def test_a_new_mode_is_one_module(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "3 hi {'times': 3}"
-    assert "valid modes are vanilla, inftythink, summarize, delethink, inftythink_plus, echo_twice" in lines[1]
+    assert "valid modes are vanilla, inftythink, summarize, delethink, budget, inftythink_plus, echo_twice" in lines[1]
     assert lines[2] == "times must be >= 1, got 0"
 
 
@@ -257,9 +257,12 @@ def test_every_documented_model_args_key_still_works():
 
     old = {"max_rounds": "3", "round_tokens": "64", "retry": "true", "max_retries": "2", "user_role": "<|U|>",
            "assistant_role": "<|A|>", "eta": "32", "summary_tokens": "16", "summary_temperature": "0.3",
-           "chunk": "40", "carryover": "30", "keep_head": "5", "max_chunks": "4"}
+           "chunk": "40", "carryover": "30", "keep_head": "5", "max_chunks": "4",
+           "think_tokens": "48", "answer_tokens": "16", "think_end": "</think>", "answer_prefix": "Final Answer:"}
     params = parse({"backend": "scripted", **old}).mode_params()
     assert dataclasses.asdict(params) == {"max_rounds": 3, "round_tokens": 64, "retry": True, "max_retries": 2,
                                           "user_role": "<|U|>", "assistant_role": "<|A|>", "eta": 32,
                                           "summary_tokens": 16, "summary_temperature": 0.3, "chunk": 40,
-                                          "carryover": 30, "keep_head": 5, "max_chunks": 4}
+                                          "carryover": 30, "keep_head": 5, "max_chunks": 4,
+                                          "think_tokens": 48, "answer_tokens": 16, "think_end": "</think>",
+                                          "answer_prefix": "Final Answer:"}

@@ -7,11 +7,14 @@ per-row watcher hands each request back the moment *it* stops (EOS, its own
 stop strings, its own ``max_tokens``), with its own timestamps, while the
 rest of the batch goes on.  Requests that arrive meanwhile wait for the next
 batch (transformers' ``generate`` cannot admit rows mid-call); a batch that is
-not full waits a moment (``_gather``) for requests still arriving.  Why not
-transformers' own continuous batching (``ContinuousBatchingManager``, what
-``transformers serve --continuous-batching`` runs): in 5.24 a request there
-takes its own ``max_new_tokens``, EOS and logits-processor arguments, but no
-stop strings and no seed of its own, and it needs paged attention.
+not full waits a moment (``_gather``) for requests still arriving.
+
+``continuous=on|auto`` serves every request it can serve exactly through
+transformers' own continuous batching instead (``_hf_paged``): a request joins
+the running batch at the next decoding step.  It takes greedy requests that
+fit its KV cache; sampled ones (its sampler has no per-request seed), and all
+of them where the model cannot use it (``on`` then refuses to start), stay on
+the batched path.  ``stats()`` counts which path served how many and why.
 
 Sampling is per row: greedy and sampled requests with any temperature,
 top_p, top_k and min_p share a batch; each sampled row draws from its own
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from inftythink_eval.backends import _hf_paged
 from inftythink_eval.backends._prefix import PrefixStore
 from inftythink_eval.backends._serving import Pending, RequestQueue
 from inftythink_eval.backends._tokenizer import TokenizerOps
@@ -63,6 +67,12 @@ class HFOptions:
     prefix_cache: int = 0
     """Keep the KV caches of the last N sequences and compute only the unshared part of each prompt
     (one request at a time; pays off when prompts extend earlier ones). 0: off."""
+    continuous: str = "off"
+    """on: greedy requests join the running batch at the next step (transformers' continuous batching; an
+    error where the model cannot use it); auto: the same where it can, else the batched path; off: batched."""
+    continuous_cache: int = 0
+    """KV cache of continuous batching, in tokens (a request whose prompt plus max_tokens does not fit goes
+    through the batched path). 0: batch_size x 4096."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -70,12 +80,20 @@ class HFOptions:
         if self.prefix_cache < 0:
             raise ValueError(f"model_args prefix_cache must be >= 0 (cached sequences; 0 turns it off), "
                              f"got {self.prefix_cache}")
+        if self.continuous not in ("on", "auto", "off"):
+            raise ValueError(f"model_args continuous must be on, auto or off, got {self.continuous!r}")
+        if self.continuous_cache < 0:
+            raise ValueError(f"model_args continuous_cache must be >= 0 (tokens), got {self.continuous_cache}")
+        if self.continuous == "on" and self.prefix_cache:
+            raise ValueError("model_args continuous=on and prefix_cache exclude each other (the prefix cache serves "
+                             "one request at a time); use continuous=auto, or prefix_cache=0")
 
 
 register_backend("hf", f"{__name__}:HFBackend", HFOptions, requires=("torch", "transformers"),
                  install="pip install torch==2.13.0 transformers  (torch first, so no CUDA build is pulled)",
                  default=True, rank=0, summary="transformers in process: finish-aware batching (each row leaves the "
-                 "batch when it stops), per-row seeded sampling")
+                 "batch when it stops), per-row seeded sampling; continuous=on: greedy requests join the running "
+                 "batch (transformers' continuous batching)")
 
 
 class HFBackend(TokenizerOps):
@@ -83,10 +101,13 @@ class HFBackend(TokenizerOps):
 
     def __init__(self, pretrained: str, dtype: str = "auto", device: Optional[str] = None, batch_size: int = 8,
                  revision: Optional[str] = None, trust_remote_code: bool = False,
-                 gguf_file: Optional[str] = None, prefix_cache: int = 0, **_: object) -> None:
+                 gguf_file: Optional[str] = None, prefix_cache: int = 0, continuous: str = "off",
+                 continuous_cache: int = 0, **_: object) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        HFOptions(batch_size=int(batch_size), prefix_cache=int(prefix_cache), continuous=continuous,
+                  continuous_cache=int(continuous_cache))   # the same checks as model_args get
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model_id, self.max_batch = str(pretrained), int(batch_size)
         path = Path(pretrained)
@@ -115,14 +136,13 @@ class HFBackend(TokenizerOps):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         self._lock = threading.Lock()
-        if int(prefix_cache) < 0:
-            raise ValueError(f"prefix_cache must be >= 0 (cached sequences; 0 turns it off), got {prefix_cache!r}")
         self.prefixes = PrefixStore(int(prefix_cache))
         # transformers 5.x renamed generate's past_key_values to cache (the old name warns until v6)
         forward_args = inspect.signature(type(self.model).forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         self._queue = RequestQueue(self._serve, "hf-engine")
         self.batches: list[int] = []  # size of every generate call (for tests and benchmarks)
+        self.paths = _hf_paged.Router(self, continuous, int(continuous_cache), self.prefixes.capacity)
 
     @property
     def fingerprint(self) -> dict:
@@ -135,7 +155,12 @@ class HFBackend(TokenizerOps):
 
     # --- generation ---------------------------------------------------------
     def submit(self, request: Request) -> "Future[Completion]":
-        return self._queue.submit(request)
+        """Continuous batching where it serves the request exactly (``continuous``), else the batched path."""
+        return self.paths.submit(request, self._queue.submit)
+
+    def stats(self) -> dict:
+        """Which path served how many requests, and why the batched path served the others."""
+        return self.paths.stats()
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return gather([self.submit(r) for r in requests])
@@ -252,6 +277,7 @@ class HFBackend(TokenizerOps):
         return results
 
     def close(self) -> None:
+        self.paths.close()
         self._queue.close()
         self.model = None
 
@@ -290,14 +316,7 @@ class _Rows:
         return done
 
     def _hit_stop(self, ids, params: SamplingParams) -> bool:
-        if not params.stop:
-            return False
-        window = max(len(s) for s in params.stop) + 8   # tokens: enough to hold any stop string
-        # The generated tokens only: a prompt that ends in a stop string ("<|im_start|>assistant\n" and "\n")
-        # must not stop the row at its first token.
-        generated = ids[self.width:]
-        tail = self.backend.tokenizer.decode(generated[-window:].tolist(), skip_special_tokens=False)
-        return any(s and s in tail for s in params.stop)
+        return _hf_paged.stop_in_tail(self.backend.tokenizer, ids[self.width:], params.stop)
 
     def _resolve(self, row: int, ids: list[int]) -> None:
         self.live[row] = False
