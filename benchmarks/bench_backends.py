@@ -96,7 +96,8 @@ def skew(args) -> None:
     pretrained = _model(args.pretrained)
     backend = _backend(args.backend, pretrained, args.base_url, args.batch, stream=not args.no_stream,
                        continuous=args.continuous)
-    params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5)
+    params = ModeParams(eta=args.eta, summary_tokens=args.summary_tokens, max_rounds=5,
+                        summary_temperature=args.summary_temperature)
     eta_range = (args.eta_min, args.eta_max) if args.eta_min > 0 else ()
     mode = CappedRounds(make_mode("summarize", make_tools(backend, backend), params), eta_range,
                         log_uniform=args.eta_dist == "loguniform")
@@ -104,7 +105,8 @@ def skew(args) -> None:
     # (it does not stop mid-thought) and the round caps, not early end-of-text, shape the workload
     questions = [f"Write a long, detailed story about a town called Number {i}, chapter by chapter, with many "
                  f"characters and places." for i in range(args.samples)]
-    # seeded: every call's sampling (the summaries, T=0.5) is the same in every run, so both schedules get one workload
+    # seeded: every call's sampling (the summaries, T=0.5 unless --summary-temperature) is the same in every run, so
+    # both schedules get one workload
     samples = [Sample(str(i), q, SamplingParams(max_tokens=4096, seed=1234), chat=True) for i, q in enumerate(questions)]
     Engine(backend, mode, progress=False).run(samples)   # warm-up (untimed), whole: first-use costs of every shape
     times, rounds, bound = {}, 0, 0.0
@@ -293,6 +295,8 @@ def main() -> None:
                         help="skew: how round budgets spread over --eta-min..--eta-max (loguniform: heavy-tailed, "
                              "most rounds short and a few long, as reasoning models' lengths are)")
     parser.add_argument("--summary-tokens", type=int, default=32)
+    parser.add_argument("--summary-temperature", type=float, default=0.5,
+                        help="skew: summaries' temperature (0: every call greedy, so hf's continuous=on serves them all)")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1)

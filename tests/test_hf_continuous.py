@@ -202,7 +202,7 @@ HANDLER = ("import logging, runpy, sys; logging.basicConfig(level=logging.WARNIN
 def test_the_lm_eval_cli_runs_with_either_setting(setting, tmp_path, mini_task, smollm2):
     """``python -m lm_eval`` (with our logger shown): summarize mode, whose reasoning calls are greedy and whose
     summaries are sampled; at exit the backend reports which path served how many calls, and the counts add up
-    to the calls in the traces."""
+    to the calls in the traces, and the run file (the run's provenance) holds the same counts."""
     out = tmp_path / setting
     proc = run_cli([sys.executable, "-c", HANDLER, "--model", "inftythink", "--model_args",
                     f"pretrained={smollm2},backend=hf,continuous={setting},mode=summarize,eta=16,max_rounds=2,"
@@ -216,6 +216,7 @@ def test_the_lm_eval_cli_runs_with_either_setting(setting, tmp_path, mini_task, 
     assert run["backend_args"]["continuous"] == setting and len(traces) == 2
     stats = json.loads(re.search(r"hf backend served: (\{.*\})", proc.stderr).group(1))
     assert stats["continuous"] + stats["batched"] == len(calls), (stats, len(calls))
+    assert run["serving"] == {"main": stats} and run["derived_calls"] == 0
     summaries = sum(c["role"] == "summary" for c in calls)
     if setting == "on":
         assert stats["continuous"] == len(calls) - summaries > 0 and stats["batched_because"] == {"sampled": summaries}

@@ -9,6 +9,7 @@ the Markdown section.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -158,7 +159,8 @@ def test_an_interrupted_sweep_reruns_only_the_missing_points(tmp_path, counted, 
     model, out, store = write_script("sweep-resume"), tmp_path / "sweep", tmp_path / "store"
     stop_at.append(3)
     assert main(sweep_argv(model, out, store)) == 130
-    assert calls == ["vanilla max_gen_toks=10", "vanilla max_gen_toks=400", "inftythink max_rounds=1"]
+    # vanilla budgets first, largest first (the smaller one is derived from its generation)
+    assert calls == ["vanilla max_gen_toks=400", "vanilla max_gen_toks=10", "inftythink max_rounds=1"]
     assert len(Store(store).paths()) == 2
     state = json.loads((out / "sweep.json").read_text())
     assert [p["status"] for p in state["points"]] == ["done", "done", "interrupted", "pending"]
@@ -172,7 +174,7 @@ def test_an_interrupted_sweep_reruns_only_the_missing_points(tmp_path, counted, 
                    ["max_gen_toks"]) for r in stored) == [("inftythink", 1), ("inftythink", 2), ("vanilla", 10),
                                                          ("vanilla", 400)]
     text = capsys.readouterr().out
-    assert "[1/4] vanilla max_gen_toks=10: already in the store, skipped" in text
+    assert "[1/4] vanilla max_gen_toks=400: already in the store, skipped" in text
     assert "[3/4] inftythink max_rounds=1 … running (0 run, 2 skipped, 1 after this)" in text
     assert "sweep: 4 point(s): 2 run now, 2 already in the store (skipped)" in text
     assert "lbt_math500  (sweep-resume; 4 points;" in text and "equal accuracy: Target ACC 100.0%" in text
@@ -352,3 +354,24 @@ def test_a_real_sweep_gives_vanilla_its_budget_and_each_mode_its_parameters(tmp_
     assert "inftythink_math500  (smollm2-135m-instruct; 3 points;" in proc.stdout
     rerun = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert "0 run now, 3 already in the store" in rerun.stdout and "$ lm_eval" not in rerun.stderr
+
+
+def test_the_evidence_script_checks_the_window_and_prints_sweeps_the_cli_accepts():
+    """scripts/evidence_sweeps.py --dry-run: the window rule from the tiny models' own tokenizer (depth 8 inside
+    256 positions, 24 and 96 beyond), and each printed sweep parses as an ``inftythink sweep`` plan."""
+    proc = subprocess.run([sys.executable, "scripts/evidence_sweeps.py", "--dry-run"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where = {line.split(":")[0].strip(): "inside" in line for line in proc.stdout.splitlines() if "window" in line
+             and line.startswith("  d")}
+    assert where == {"d8": True, "d24": False, "d96": False}
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import evidence_sweeps
+    finally:
+        sys.path.pop(0)
+    for item in evidence_sweeps.SWEEPS:
+        parser = argparse.ArgumentParser()
+        sweep.add_arguments(parser)
+        args = parser.parse_args(item.argv(Path("out"), Path("store"))[4:])
+        assert len(sweep._plan(args).points) >= 4, item.name

@@ -10,6 +10,7 @@ tests of a module where it can be.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 from dataclasses import replace
@@ -244,3 +245,31 @@ def test_a_vllm_server_killed_and_restarted_mid_run_resumes_to_the_same_outputs(
     assert [t.calls[-1].output for t in resumed] == reference
     assert sum(not c.cached for t in resumed for c in t.calls) == 6 - kept   # counted: only the unfinished calls
     assert cache_lines(tmp_path / "cache") == (6, 6)                         # no call computed twice
+
+
+# --- one generation for every vanilla budget ---------------------------------------------------------------------
+def test_a_derived_vanilla_budget_equals_its_own_run_on_vllm(tmp_path, smollm2, mini_task):
+    """``inftythink sweep`` on vLLM: budget 8 derived from budget 24's generation gives the outputs and scores
+    of budget 8 run on its own (``--no-reuse``), and its LAT is the time of its 8th token."""
+    def sweep(out: Path, grid: str, *flags: str) -> None:
+        run_cli([sys.executable, "-m", "inftythink_eval.cli", "sweep", "--model_args",
+                 f"pretrained={smollm2},backend=vllm,{ENGINE_ARGS}", "--tasks", "itt_mini", "--include_path",
+                 str(mini_task), "--limit", "3", "--apply_chat_template", "--grid", grid, "--output_path", str(out),
+                 "--store", str(out / "store"), "--bootstrap-iters", "50", *flags], timeout=1800, env=VLLM_ENV)
+
+    def samples(folder: Path) -> list:
+        (path,) = sorted(folder.rglob("samples_*.jsonl"))
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return sorted((r["doc_id"], r["resps"], r["filtered_resps"], r.get("acc"), r.get("tok")) for r in rows)
+
+    def calls(folder: Path) -> list:
+        return [c for f in folder.rglob("inftythink_traces_*.jsonl") for line in f.read_text().splitlines()
+                for c in json.loads(line)["calls"]]
+
+    sweep(tmp_path / "reuse", "vanilla:max_gen_toks=8,24")
+    sweep(tmp_path / "alone", "vanilla:max_gen_toks=8", "--no-reuse")
+    derived, own = tmp_path / "reuse/points/vanilla-max_gen_toks=8", tmp_path / "alone/points/vanilla-max_gen_toks=8"
+    assert samples(derived) == samples(own)
+    assert len(calls(derived)) == 3 and all(c["cached"] for c in calls(derived))  # no generation call was made
+    assert [c["output_tokens"] for c in calls(derived)] == [8, 8, 8]
+    assert all(math.isfinite(c["latency"]) for c in calls(derived))  # LAT from vLLM's step times, not left out

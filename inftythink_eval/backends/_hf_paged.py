@@ -249,6 +249,8 @@ class PagedPath:
                 ids = list(out.generated_tokens)
                 if item.pending.first_token is None and ids:
                     item.pending.first_token = _wall(out.timestamps[0]) if out.timestamps else time.time()
+                if out.timestamps:
+                    item.pending.token_times = [_wall(t) for t in out.timestamps]
                 end = self._end(item, ids)
                 item.seen = len(ids)
                 if end is None and not out.is_finished():

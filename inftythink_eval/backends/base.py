@@ -87,16 +87,22 @@ class Completion:
     """When its first output token was seen, where the engine reports it (None otherwise)."""
     finished: Optional[float] = None
     """When the request finished (not its batch)."""
+    token_times: Optional[tuple[float, ...]] = None
+    """When each output token was produced (``time.time()``), from the engine's own step or token stamps, where
+    it reports them (None otherwise): the LAT of a shorter budget derived from this call (``run.budgets``)."""
 
     def __post_init__(self) -> None:
         if self.finish_reason not in ("stop", "length"):
             raise ValueError(f"finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
 
-    def stamped(self, submitted: float, first_token: Optional[float] = None,
-                finished: Optional[float] = None) -> "Completion":
-        """A copy with this request's timestamps (``finished`` defaults to now)."""
+    def stamped(self, submitted: float, first_token: Optional[float] = None, finished: Optional[float] = None,
+                token_times: Optional[Sequence[float]] = None) -> "Completion":
+        """A copy with this request's timestamps (``finished`` defaults to now; ``token_times`` are kept only
+        when there is one per output token)."""
+        times = tuple(token_times[:self.output_tokens]) if token_times else None
         return dataclasses.replace(self, submitted=submitted, first_token=first_token,
-                                   finished=time.time() if finished is None else finished)
+                                   finished=time.time() if finished is None else finished,
+                                   token_times=times if times and len(times) == self.output_tokens else None)
 
 
 class BackendError(RuntimeError):

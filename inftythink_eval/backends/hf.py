@@ -240,6 +240,10 @@ class HFBackend(TokenizerOps):
             self.prefixes.put(full[:cache.get_seq_length()], cache)
         return self._completion(full[len(ids):], len(ids), params)
 
+    def text_of(self, ids: Sequence[int]) -> str:
+        """The text of generated ids as a completion has it (EOS dropped; no stop-string cut)."""
+        return self.tokenizer.decode([t for t in ids if t not in self._eos_ids], skip_special_tokens=False)
+
     def _completion(self, ids: list[int], prompt_tokens: int, params: SamplingParams) -> Completion:
         """The completion of one row from its new token ids (cut at EOS or the first stop string)."""
         end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), None)
@@ -308,6 +312,7 @@ class _Rows:
                 continue
             if item.first_token is None:
                 item.first_token = now
+            item.token_times.append(now)   # this step made one token for every live row
             params = item.request.params
             last = int(input_ids[row, -1])
             if last in self.backend._eos_ids or new_len >= params.max_tokens or self._hit_stop(input_ids[row], params):

@@ -79,8 +79,7 @@ class ScriptedBackend:
         self.calls = 0
         self.delay, self.delay_per_token = float(delay), float(delay_per_token)
         self._seen: Counter = Counter()
-        self._vocab: dict[str, int] = {}
-        self._inverse: list[str] = []
+        self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._queue = RequestQueue(self._serve, "scripted")
 
@@ -165,17 +164,18 @@ class ScriptedBackend:
         return len(word_tokens(text))
 
     def encode(self, text: str) -> list[int]:
-        ids = []
-        with self._lock:
-            for token in word_tokens(text):
-                if token not in self._vocab:
-                    self._vocab[token] = len(self._inverse)
-                    self._inverse.append(token)
-                ids.append(self._vocab[token])
-        return ids
+        """Word-level ids that mean the same in every process (a call cache outlives it): each token's UTF-8
+        bytes behind a 0x01 byte, read as one integer."""
+        ids = self._ids  # one int object per distinct token: a long output's ids share them, as small ints would
+        return [ids.get(t) or ids.setdefault(t, int.from_bytes(b"\x01" + t.encode("utf-8", "surrogatepass"), "big"))
+                for t in word_tokens(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self._inverse[i] for i in ids)
+        return "".join(i.to_bytes((i.bit_length() + 7) // 8, "big")[1:].decode("utf-8", "surrogatepass") for i in ids)
+
+    def text_of(self, ids: Sequence[int]) -> str:
+        """The text of generated ids as a completion has it."""
+        return self.decode(ids)
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         body = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)

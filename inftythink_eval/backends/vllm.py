@@ -203,12 +203,20 @@ class VLLMBackend(TokenizerOps):
             choice = out.outputs[0]
             if choice.token_ids and item.first_token is None:
                 item.first_token = _first_token_time(out) or now
+            item.token_times.extend([now] * len(choice.token_ids))   # this step's tokens (the engine's step time)
             acc["ids"].extend(choice.token_ids)
             acc["text"].append(choice.text)
             if out.finished:
                 del live[out.request_id]
                 queue.release([item])
                 item.resolve(self._completion(item.request, acc, choice.finish_reason))
+
+    def text_of(self, ids: Sequence[int]) -> str:
+        """The text of generated ids as a completion has it (a final EOS is not detokenized; no stop-string cut)."""
+        ids = list(ids)
+        if ids and ids[-1] == self.tokenizer.eos_token_id:
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def _completion(self, request: Request, acc: dict, finish_reason: Optional[str]) -> Completion:
         text = "".join(acc["text"])

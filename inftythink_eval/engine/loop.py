@@ -1,6 +1,7 @@
 """The round scheduler: runs samples call by call until each mode says it is final.
 
-Owns: the run loop, cache lookups before each call, scheduling policy,
+Owns: the run loop, cache lookups before each call (with ``derive_budgets``,
+also a shorter budget's call from a longer cached one, ``run.budgets``), scheduling policy,
 per-call timing, the progress bar.  Backends are request-level: each call is
 submitted the moment its sample's previous call finishes ("continuous"), and
 its completion comes back when *that request* finishes, with its own
@@ -29,7 +30,8 @@ from concurrent.futures import Future
 from typing import Optional, Sequence
 
 from inftythink_eval.backends.base import Backend, BackendError, Completion, Request, RequestError
-from inftythink_eval.run.cache import CallCache, call_key
+from inftythink_eval.run import budgets
+from inftythink_eval.run.cache import CallCache, call_key, family_key
 from inftythink_eval.modes import Mode, ModeParams, Sample, make_mode
 from inftythink_eval.engine.prompts import make_tools
 from inftythink_eval.run.trace import Call, CallRecord, Final, Trace
@@ -42,12 +44,14 @@ class Engine:
 
     def __init__(self, backend: Backend, mode: str | Mode = "vanilla", params: ModeParams = ModeParams(),
                  summarizer: Optional[Backend] = None, cache: Optional[CallCache] = None,
-                 schedule: str = "continuous", progress: bool = True) -> None:
+                 schedule: str = "continuous", progress: bool = True, derive_budgets: bool = False) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.backends = {"main": backend, "summarizer": summarizer or backend}
         self.mode = make_mode(mode, make_tools(backend, self.backends["summarizer"]), params) if isinstance(mode, str) else mode
         self.cache, self.schedule, self.progress = cache, schedule, progress
+        self.derive_budgets = derive_budgets and cache is not None  # shorter budgets from longer cached calls
+        self.derived = 0
 
     def run(self, samples: Sequence[Sample]) -> list[Trace]:
         return _Run(self, list(samples)).execute()
@@ -115,6 +119,8 @@ class _Run:
             request = Request(decision.prompt, decision.params)
             key = call_key(_fingerprint(backend), decision.backend, request)
             hit = self.engine.cache.get(key) if self.engine.cache else None
+            if hit is None and self.engine.derive_budgets:
+                hit = self._derived(backend, decision.backend, request)
             if hit is None:
                 item = (index, decision, request, key)
                 self.held.append(item) if self.engine.schedule == "rounds" else self._submit(item)
@@ -122,6 +128,17 @@ class _Run:
             completion, latency = hit
             now = time.time()
             trace.calls.append(_record(decision, completion, now - latency, now, cached=True))
+
+    def _derived(self, backend: Backend, role: str, request: Request) -> Optional[tuple[Completion, float]]:
+        """The call at this budget from a longer cached generation of it (``run.budgets``), or None."""
+        text_of = getattr(backend, "text_of", None)
+        if text_of is None or not budgets.derivable(request.params):
+            return None
+        entry = self.engine.cache.longest(family_key(_fingerprint(backend), role, request), request.params.max_tokens)
+        hit = budgets.derive(entry, request.params, text_of) if entry is not None else None
+        if hit is not None:
+            self.engine.derived += 1
+        return hit
 
     def _finish(self, index: int, final: Final) -> None:
         self.traces[index].final = final
@@ -148,7 +165,9 @@ class _Run:
             return
         if self.engine.cache is not None:
             try:
-                self.engine.cache.put(key, completion, _latency(completion))
+                backend = self.engine.backends[call.backend]
+                self.engine.cache.put(key, completion, _latency(completion),
+                                      family_key(_fingerprint(backend), call.backend, request), request.params.max_tokens)
             except BaseException as exc:  # noqa: BLE001 - a full disk ends the run (the call is not lost silently)
                 self.finished.put((item, None, exc))
                 return

@@ -63,6 +63,10 @@ class EvalConfig:
     """continuous (samples advance independently) or rounds (round-synchronous, for comparisons)."""
     cache_dir: Optional[str] = None
     """Folder of the call cache; a rerun with the same folder resumes and recomputes nothing finished."""
+    derive_budgets: bool = False
+    """With cache_dir: a greedy or seeded call whose cache holds the same call at a larger token budget is not
+    run; its first max_tokens tokens are the answer (``run/budgets.py``; ``inftythink sweep`` sets it for vanilla
+    budgets). LAT of such a call is its B-th token's time where the backend records token times, else left out."""
     seed: int = 1234
     """Base seed; each sample, repeat and call derives its own."""
     max_gen_toks: int = 32768
@@ -285,6 +289,9 @@ def _check(config: EvalConfig) -> None:
         if spec.url_key and not config.url(summarizer, summarizer=True):
             raise ValueError(f"summarizer_backend={summarizer} needs summarizer_base_url=http://HOST:PORT/v1 "
                              f"(or {spec.url_key}=)")
+    if config.derive_budgets and not config.cache_dir:
+        raise ValueError("model_args derive_budgets=true needs cache_dir=DIR: shorter budgets are derived from the "
+                         "longer generations that folder holds")
     if config.max_gen_toks < 1:
         raise ValueError(f"model_args max_gen_toks must be >= 1, got {config.max_gen_toks}")
     config.mode_params()  # validates the mode parameters

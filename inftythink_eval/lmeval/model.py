@@ -147,7 +147,8 @@ class InftyThinkLM(LM):
                                       config.url(name, summarizer=True))
         cache = CallCache(config.cache_dir) if config.cache_dir else None
         self.engine = Engine(self.backend, config.mode, config.mode_params(), summarizer=summarizer, cache=cache,
-                             schedule=config.schedule, progress=config.progress)
+                             schedule=config.schedule, progress=config.progress,
+                             derive_budgets=config.derive_budgets)
         folder = lm_eval_output_dir(config.pretrained) if config.trace_dir is None else Path(config.trace_dir)
         self.sidecar = Sidecar(folder, self._provenance(path))
         self._chats: dict[str, Chat] = {}  # rendered first prompt -> the chat it came from
@@ -226,11 +227,13 @@ class InftyThinkLM(LM):
             done = {t.sample_id: t for t in getattr(exc, "finished_traces", [])}
             if done:
                 self.sidecar.append([self._row(r, s, done[s.id]) for r, s in zip(requests, samples) if s.id in done])
+            self.sidecar.update(self._serving())
             raise
         outputs = []
         for sample, trace in zip(samples, traces):
             outputs.append(SampleOutput(trace.final.answer, trace.stats(), trace_id=sample.id))
         self.sidecar.append([self._row(r, s, t) for r, s, t in zip(requests, samples, traces)])
+        self.sidecar.update(self._serving())
         failed = [t for t in traces if t.error is not None]
         if failed:
             log.warning("%d of %d samples failed for good (first: %s). They are left out of ACC, pass@k and maj@k "
@@ -238,6 +241,16 @@ class InftyThinkLM(LM):
                         "the sidecar traces hold each reason. Rerun with the same cache_dir to redo only them.",
                         len(failed), len(traces), failed[0].error)
         return outputs
+
+    def _serving(self) -> dict:
+        """The run file's account of how calls were served so far: per backend role, the backend's own counts
+        (``hf``: which path served how many requests, and why), and the calls derived from a longer budget."""
+        out: dict = {"derived_calls": self.engine.derived}
+        for role, backend in self.engine.backends.items():
+            stats = getattr(backend, "stats", None)
+            if callable(stats) and (role == "main" or backend is not self.engine.backends["main"]):
+                out.setdefault("serving", {})[role] = stats()
+        return out
 
     def _row(self, request, sample: Sample, trace) -> dict:
         """One sidecar line: the trace with where it belongs."""

@@ -150,6 +150,16 @@ class Sidecar:
         if self.run_path is not None:
             atomic_write_text(self.run_path, json.dumps(self.provenance, indent=2, default=_default))
 
+    def update(self, facts: dict[str, Any]) -> None:
+        """Add what is only known as the run goes (which serving path took how many requests) to the run
+        file, rewritten atomically; a kill keeps the last complete version."""
+        changed = {k: v for k, v in facts.items() if self.provenance.get(k) != v}
+        if not changed:
+            return
+        self.provenance.update(changed)
+        if self.run_path is not None:
+            atomic_write_text(self.run_path, json.dumps(self.provenance, indent=2, default=_default))
+
     def append(self, rows: list[dict]) -> None:
         if self.trace_path is None or not rows:
             return

@@ -3,7 +3,9 @@
 Owns: the sweep's plan (``Plan``: the lm-eval settings every point shares, and the points) and its state file
 ``sweep.json`` in the output folder (plan, store, each point's status and records; written atomically after
 every step), each point's folders (``points/<point>/run-<k>``: lm-eval's outputs, one per attempt;
-``points/<point>/cache``: the model's call cache, ``cache_dir=``), deciding which points are done (every
+``points/<point>/cache``: the model's call cache, ``cache_dir=``; vanilla points share ``vanilla-cache`` and run
+largest budget first, so each smaller budget is derived from that generation, ``derive_budgets=true``, unless
+``--no-reuse``), deciding which points are done (every
 task has a stored record of the same run: model, task, mode, model_args but ``cache_dir``, limit,
 gen_kwargs, chat template, system instruction), running the others one at a time with a progress line
 each, storing their records, and printing the frontiers at the end (``--show DIR`` prints them again).
@@ -34,7 +36,7 @@ from inftythink_eval.results.store import Store, StoreError, default_root, write
 
 STATE = "sweep.json"
 STATE_VERSION = 1
-PER_RUN_KEYS = ("cache_dir", "trace_dir")  # where a run keeps its files: not part of what it measures
+PER_RUN_KEYS = ("cache_dir", "trace_dir", "derive_budgets")  # how a run keeps or finds its calls: not what it measures
 
 
 class SweepError(RuntimeError):
@@ -53,9 +55,10 @@ class Plan:
     include_path: Optional[str] = None     # --include_path
     apply_chat_template: bool = False      # --apply_chat_template
     system_instruction: Optional[str] = None  # --system_instruction
+    reuse: bool = True            # vanilla budgets derived from the largest one's generation (``derive_budgets``)
 
     def to_dict(self) -> dict:
-        return {"model_args": self.model_args, "tasks": self.tasks, "limit": self.limit,
+        return {"model_args": self.model_args, "tasks": self.tasks, "limit": self.limit, "reuse": self.reuse,
                 "gen_kwargs": dict(self.gen_kwargs), "include_path": self.include_path,
                 "apply_chat_template": self.apply_chat_template, "system_instruction": self.system_instruction,
                 "points": [p.to_dict() for p in self.points]}
@@ -70,11 +73,30 @@ class Plan:
     def task_names(self) -> list[str]:
         return [t.strip() for t in self.tasks.split(",") if t.strip()]
 
+    def derives(self, point: grid.GridPoint) -> bool:
+        """Does ``point`` take its calls from the largest vanilla budget's generation?  Vanilla points, with reuse
+        on: their calls differ only in ``max_tokens``, so they share one call cache (``budget_cache``)."""
+        return self.reuse and point.mode == "vanilla"
+
+    def order(self) -> list[int]:
+        """The points' indices in running order: with reuse, vanilla points first, largest budget first (a point
+        without ``max_gen_toks`` counts as largest), so every smaller budget finds its calls; else the grid's order."""
+        def budget(i: int) -> float:
+            return -float(self.points[i].gen_kwargs().get(grid.BUDGET_KEY, self.gen_kwargs.get(grid.BUDGET_KEY, 1e18)))
+
+        return sorted(range(len(self.points)), key=lambda i: (0, budget(i)) if self.derives(self.points[i]) else (1, 0))
+
+    def cache_for(self, point: grid.GridPoint, folder: Path) -> Path:
+        """The call cache of ``point``: its own, or the vanilla budgets' shared one."""
+        return (Path(folder) / ("vanilla-cache" if self.derives(point) else f"points/{point.slug}/cache")).resolve()
+
     def spec(self, point: grid.GridPoint, output: Path, cache: Path) -> lmeval_run.LmEvalRun:
         """The lm-eval run of ``point``: its mode and parameters over the shared model_args, its call cache."""
         pairs = parse_pairs(self.model_args, "--model_args", lmeval_run.MODEL_ARGS_EXAMPLE)
         pairs.update({k: "None" if v is None else v for k, v in point.model_params().items()})
         pairs.update(mode=point.mode, cache_dir=str(cache))
+        if self.derives(point):
+            pairs.update(derive_budgets="true")
         return lmeval_run.LmEvalRun(
             model="inftythink", model_args=format_pairs(pairs), tasks=self.tasks, output_path=output,
             limit=self.limit, gen_kwargs={**self.gen_kwargs, **point.gen_kwargs()}, include_path=self.include_path,
@@ -195,9 +217,10 @@ def run_sweep(plan: Plan, folder: Path, store: Store, echo: Callable[[str], None
     state["store"] = str(Path(store.root).resolve())
     stored = store.load()
     n, ran, skipped = len(plan.points), 0, 0
-    for i, (point, entry) in enumerate(zip(plan.points, state["points"]), 1):
+    for i, index in enumerate(plan.order(), 1):
+        point, entry = plan.points[index], state["points"][index]
         point_dir = folder / "points" / point.slug
-        spec = plan.spec(point, point_dir / "run-0", (point_dir / "cache").resolve())
+        spec = plan.spec(point, point_dir / "run-0", plan.cache_for(point, folder))
         found = stored_for(stored, spec, plan.task_names(), tuple(entry["records"]))
         if found is not None:
             skipped += 1
@@ -257,6 +280,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "lm-eval outputs and call cache (default: sweeps/<model>-<hash of the plan>, so the same "
                         "command finds it again)")
     parser.add_argument("--store", type=Path, default=None, help="records folder (default leaderboard/results)")
+    parser.add_argument("--no-reuse", dest="reuse", action="store_false", help="run every vanilla budget on its "
+                        "own (default: the largest runs, each smaller budget is derived from its generation when "
+                        "decoding is greedy or seeded: the same outputs and scores, LAT from token times)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the sweep in DIR (its plan "
                         "comes from DIR/sweep.json); rerunning the same command does the same")
     parser.add_argument("--show", type=Path, default=None, metavar="DIR", help="print the frontiers of the sweep in DIR")
@@ -282,7 +308,8 @@ def _plan(args: argparse.Namespace) -> Plan:
     gen = parse_pairs(args.gen_kwargs, "--gen_kwargs", "max_gen_toks=256,temperature=0.7")
     return Plan(model_args=args.model_args, tasks=args.tasks, points=tuple(points), limit=args.limit,
                 gen_kwargs={k: literal(v) for k, v in gen.items()}, include_path=args.include_path,
-                apply_chat_template=args.apply_chat_template, system_instruction=args.system_instruction)
+                apply_chat_template=args.apply_chat_template, system_instruction=args.system_instruction,
+                reuse=args.reuse)
 
 
 def _folder(plan: Plan, given: Optional[Path]) -> Path:
@@ -320,9 +347,9 @@ def run(args: argparse.Namespace) -> int:
             print(show(args.show, args.store, target, args.bootstrap_iters))
             return 0
         if args.resume is not None:
-            if args.model_args or args.tasks or args.grid or args.grid_file:
-                raise SweepError("--resume DIR takes the plan from DIR/sweep.json; drop --model_args, --tasks "
-                                 "and --grid (or rerun the original command, which continues too)")
+            if args.model_args or args.tasks or args.grid or args.grid_file or not args.reuse:
+                raise SweepError("--resume DIR takes the plan from DIR/sweep.json; drop --model_args, --tasks, "
+                                 "--grid and --no-reuse (or rerun the original command, which continues too)")
             state = read_state(args.resume)
             plan, folder = Plan.from_dict(state["plan"]), args.resume
             store = Store(args.store or Path(state["store"]))

@@ -7,7 +7,11 @@ the disk refuses is rolled back, so the file keeps only whole lines), the
 verdicts on what it reads back (a torn last line from a killed process is
 ignored; a corrupt line elsewhere is skipped with a warning, its call redone;
 lines written by another cache format stop the run with a clear error) and
-lookups.
+lookups, by exact key and (``longest``) by the key without ``max_tokens``: the
+call's *family*, whose longest finished generation a shorter budget may be
+derived from (``run/budgets.py`` decides whether it can).  Each entry keeps
+its ``max_tokens`` and, where the backend saw each token's time, those times
+(milliseconds after submission, delta-coded).
 
 Does not know: modes, samples, lm-eval.  Several processes may share a
 folder: each appends to its own file, and every file is read on start.
@@ -44,6 +48,37 @@ def call_key(fingerprint: dict | str, backend_role: str, request: Request) -> st
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+def family_key(fingerprint: dict | str, backend_role: str, request: Request) -> str:
+    """``call_key`` without ``max_tokens``: the calls that differ only in their token budget."""
+    p = request.params
+    material = json.dumps([FORMAT_VERSION, "family", fingerprint, backend_role, request.prompt, p.temperature,
+                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def encode_times(submitted: Optional[float], times) -> Optional[list[int]]:
+    """Token times as whole milliseconds after ``submitted``, each stored as the step from the one before."""
+    if submitted is None or not times:
+        return None
+    out, last = [], 0
+    for t in times:
+        ms = max(last, int(round((t - submitted) * 1000)))
+        out.append(ms - last)
+        last = ms
+    return out
+
+
+def decode_times(steps: Optional[list[int]]) -> Optional[list[float]]:
+    """``encode_times``' inverse: seconds after submission of each token."""
+    if not steps:
+        return None
+    out, total = [], 0
+    for step in steps:
+        total += step
+        out.append(total / 1000)
+    return out
+
+
 class CallCache:
     """``torn``: files whose last line was cut by a kill; ``corrupt``: ["file:line", ...] skipped elsewhere."""
 
@@ -51,6 +86,7 @@ class CallCache:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, dict] = {}
+        self._families: dict[str, list[dict]] = {}  # family key -> entries with output ids, for ``longest``
         self._lock = threading.Lock()
         self.torn: list[str] = []
         self.corrupt: list[str] = []
@@ -81,7 +117,12 @@ class CallCache:
                                  f"{version}, and this inftythink-eval reads format {FORMAT_VERSION}; its calls "
                                  "cannot be reused. Point cache_dir at a new folder (or run the inftythink-eval "
                                  "version that wrote it to finish that run)")
-            self._entries[entry["key"]] = entry
+            self._keep(entry)
+
+    def _keep(self, entry: dict) -> None:
+        self._entries[entry["key"]] = entry
+        if entry.get("family") and isinstance(entry.get("max_tokens"), int) and entry.get("output_ids") is not None:
+            self._families.setdefault(entry["family"], []).append(entry)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -99,12 +140,24 @@ class CallCache:
                                 output_ids=tuple(ids) if ids is not None else None)
         return completion, float(entry["latency"])
 
-    def put(self, key: str, completion: Completion, latency: float) -> None:
-        """Append one finished call (one write, fsynced); a refused write leaves the file as it was."""
+    def longest(self, family: str, max_tokens: int) -> Optional[dict]:
+        """The entry of ``family`` with the largest budget above ``max_tokens`` (its ``text``, ``output_ids``,
+        ``output_tokens``, ``finish_reason``, ``latency``, ``max_tokens`` and ``token_ms``), or None."""
+        with self._lock:
+            longer = [e for e in self._families.get(family, ()) if e["max_tokens"] > max_tokens]
+        return max(longer, key=lambda e: e["max_tokens"]) if longer else None
+
+    def put(self, key: str, completion: Completion, latency: float, family: Optional[str] = None,
+            max_tokens: Optional[int] = None) -> None:
+        """Append one finished call (one write, fsynced); a refused write leaves the file as it was.
+        ``family``/``max_tokens`` (``family_key``, the request's budget) let shorter budgets reuse it."""
         entry = {"v": FORMAT_VERSION, "key": key, "text": completion.text, "prompt_tokens": completion.prompt_tokens,
                  "output_tokens": completion.output_tokens, "finish_reason": completion.finish_reason,
                  "output_ids": list(completion.output_ids) if completion.output_ids is not None else None,
                  "latency": latency}
+        if family is not None:
+            entry.update(family=family, max_tokens=max_tokens,
+                         token_ms=encode_times(completion.submitted, completion.token_times))
         data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
         with self._lock:
             if self._closed:
@@ -122,7 +175,7 @@ class CallCache:
                 raise CacheError(f"call cache {self._path} could not be written ({exc}): is the disk full? The "
                                  f"{len(self._entries)} calls kept before it are intact; free space and rerun with "
                                  "the same cache_dir to resume") from exc
-            self._entries[key] = entry
+            self._keep(entry)
 
     def close(self) -> None:
         """Finish any write in progress and refuse later ones (a stopped run's threads cannot tear a line)."""
