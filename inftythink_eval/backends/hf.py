@@ -1,32 +1,26 @@
 """``hf``: transformers in-process backend (the CPU default).
 
-Owns: loading a model by hub id, local folder or GGUF file; an engine thread
-that serves submitted requests with finish-aware batching: it takes up to
-``batch_size`` waiting requests as one left-padded ``generate`` call, and a
-per-row watcher hands each request back the moment *it* stops (EOS, its own
-stop strings, its own ``max_tokens``), with its own timestamps, while the
-rest of the batch goes on.  Requests that arrive meanwhile wait for the next
-batch (transformers' ``generate`` cannot admit rows mid-call); a batch that is
-not full waits a moment (``_gather``) for requests still arriving.
+Owns: loading a model by hub id, local folder or GGUF file; an engine thread that serves submitted requests with
+finish-aware batching: it takes up to ``batch_size`` waiting requests as one left-padded ``generate`` call, and
+a per-row watcher hands each request back the moment *it* stops (EOS, its own stop strings, its own
+``max_tokens``), with its own timestamps, while the rest of the batch goes on. Requests that arrive meanwhile
+wait for the next batch (transformers' ``generate`` cannot admit rows mid-call); a batch that is not full waits
+a moment (``_gather``) for requests still arriving.
 
-``continuous=on|auto`` serves every request it can serve exactly through
-transformers' own continuous batching instead (``_hf_paged``): a request joins
-the running batch at the next decoding step.  It takes greedy requests that
-fit its KV cache; sampled ones (its sampler has no per-request seed), and all
-of them where the model cannot use it (``on`` then refuses to start), stay on
-the batched path.  ``stats()`` counts which path served how many and why.
+``continuous=on|auto`` serves every request it can serve exactly through transformers' own continuous batching
+instead (``_hf_paged``): a request joins the running batch at the next decoding step. It takes greedy requests
+that fit its KV cache; sampled ones (its sampler has no per-request seed), and all of them where the model
+cannot use it (``on`` then refuses to start), stay on the batched path. ``stats()`` counts which path served how
+many and why.
 
-Sampling is per row: greedy and sampled requests with any temperature,
-top_p, top_k and min_p share a batch; each sampled row draws from its own
-``torch.Generator`` seeded with the request's seed.  So a request's tokens
-depend on its seed, not on which requests share its batch (up to the
-floating-point differences padding can make).
+Sampling is per row: greedy and sampled requests with any temperature, top_p, top_k and min_p share a batch;
+each sampled row draws from its own ``torch.Generator`` seeded with the request's seed. So a request's tokens
+depend on its seed, not on which requests share its batch (up to the floating-point differences padding can
+make).
 
-``prefix_cache=N`` (off by default) keeps the KV caches of the last N
-sequences and generates one request at a time, reusing the longest cached
-token prefix (transformers' documented cache re-use).  It turns the dataset
-builder's cumulative summaries (prompt i+1 extends prompt i) from quadratic
-into linear prefill.
+``prefix_cache=N`` (off by default) keeps the KV caches of the last N sequences and generates one request at a
+time, reusing the longest cached token prefix (transformers' documented cache re-use). It turns the dataset
+builder's cumulative summaries (prompt i+1 extends prompt i) from quadratic into linear prefill.
 
 Does not know: rounds, modes, lm-eval.
 """
