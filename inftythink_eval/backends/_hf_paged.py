@@ -249,12 +249,12 @@ class PagedPath:
                 ids = list(out.generated_tokens)
                 if item.pending.first_token is None and ids:
                     item.pending.first_token = _wall(out.timestamps[0]) if out.timestamps else time.time()
-                if out.timestamps:
-                    item.pending.token_times = [_wall(t) for t in out.timestamps]
                 end = self._end(item, ids)
                 item.seen = len(ids)
                 if end is None and not out.is_finished():
                     return
+                if out.timestamps:   # once, when the request ends (not per streamed output)
+                    item.pending.token_times = [_wall(t) for t in out.timestamps]
                 self._drop(item)
                 if not out.is_finished():
                     self._manager.cancel_request(item.rid)
