@@ -160,6 +160,70 @@ def test_a_blank_marker_is_refused_with_the_fix():
         ModeParams(think_end="  ")
 
 
+# --- engine_budget=true: one call, the budget kept by the backend (vLLM's thinking_token_budget) ---------------
+OPEN = Sample("s", Q, SamplingParams(max_tokens=1000, stop=("Question:",), seed=5), chat=True, gen_prefix="<think>\n")
+WORDS = " ".join(f"w{i}" for i in range(1, 60))
+
+
+def test_one_call_keeps_the_budget_on_the_engine_and_answers_as_the_two_call_rule():
+    script = [answer_rule(), {"match": Q, "output": WORDS + "\n</think>\n\nnever reached"}]
+    _, two = run(script, ModeParams(think_tokens=10, answer_tokens=50), sample=OPEN)
+    backend, one = run(script, ModeParams(think_tokens=10, answer_tokens=50, engine_budget=True), sample=OPEN)
+    (request,) = backend.requests
+    assert request.params.think_budget == 10 and request.params.think_marks == ("<think>", END)
+    assert request.params.max_tokens == 10 + backend.count_tokens(END) + 50 and "</think>" not in request.params.stop
+    assert request.params.seed == seeded(OPEN.params, 0).seed
+    (call,) = one.calls
+    assert call.output == two.calls[0].output + END + two.calls[1].output    # cut at B, forced end, the answer
+    assert one.final.answer == two.final.answer == ANSWER and one.final.reason == "done"
+    # TOK counts the forced end's tokens too (scripted words: its blank line joins the answer's first word)
+    assert (one.totals().rounds, one.totals().tok) == (1, call.output_tokens) and call.output_tokens == 10 + 1 + 4
+
+
+def test_one_call_leaves_a_thinking_closed_within_the_budget_alone():
+    script = [answer_rule("not asked"), {"match": Q, "output": "six sevens</think> forty-two"}]
+    backend, one = run(script, ModeParams(think_tokens=10, answer_tokens=50, engine_budget=True), sample=OPEN)
+    assert len(backend.requests) == 1 and one.final.answer == " forty-two"   # after the model's own close
+
+
+def test_one_call_answer_prefix_is_part_of_the_forced_end_and_a_cut_answer_is_truncated():
+    params = ModeParams(think_tokens=3, answer_tokens=2, answer_prefix="Final Answer:", engine_budget=True)
+    backend, one = run([{"match": "Final Answer:", "output": " four two and more"}, {"match": Q, "output": WORDS}],
+                       params, sample=OPEN)
+    assert backend.requests[0].params.think_marks == ("<think>", END + "Final Answer:")
+    assert one.final.truncated and one.final.reason == "length" and one.final.answer == " four two"
+
+
+def test_engine_budget_on_a_backend_without_one_is_refused_before_loading(tmp_path):
+    from inftythink_eval.lmeval.model import InftyThinkLM
+
+    with pytest.raises(ValueError, match="engine_budget=true needs a backend that keeps a thinking budget itself"):
+        InftyThinkLM(pretrained=str(tmp_path / "no-such-model"), backend="hf", mode="budget", engine_budget=True)
+
+
+def test_one_call_and_two_calls_through_the_lm_eval_cli_on_the_scripted_backend(tmp_path, mini_task):
+    """The path a user takes: the same answers from ``engine_budget=true`` (one call per sample) as from the
+    two-call rule, on a task whose prompt opens the thinking (lm-eval's ``gen_prefix``)."""
+    yaml = mini_task / "itt_mini.yaml"
+    yaml.write_text(yaml.read_text().replace("output_type:", 'gen_prefix: "<think>\\n"\noutput_type:'))
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text("\n".join(json.dumps(r) for r in [answer_rule(), {"match": "", "output": WORDS}]))
+
+    def lm_eval(name: str, extra: str) -> tuple[list, list]:
+        out = tmp_path / name
+        args = f"pretrained=scripted,backend=scripted,script={rules},mode=budget,think_tokens=6,answer_tokens=20{extra}"
+        run_cli([*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini", "--include_path",
+                 str(mini_task), "--limit", "3", "--apply_chat_template", "--output_path", str(out), "--log_samples"])
+        traces = [json.loads(l) for f in out.rglob("inftythink_traces_*.jsonl") for l in f.read_text().splitlines()]
+        rows = [json.loads(l) for f in out.rglob("samples_itt_mini_*.jsonl") for l in f.read_text().splitlines()]
+        return sorted((t["doc_id"], len(t["calls"])) for t in traces), sorted((r["doc_id"], r["resps"]) for r in rows)
+
+    two_calls, two = lm_eval("two", "")
+    one_call, one = lm_eval("one", ",engine_budget=true")
+    assert [n for _, n in two_calls] == [2, 2, 2] and [n for _, n in one_call] == [1, 1, 1]
+    assert one == two and all(resps == [[ANSWER]] for _, resps in one)
+
+
 # --- the real path: lm_eval CLI, SmolLM2 on the hf backend --------------------------------------------------
 B, A = 32, 16
 

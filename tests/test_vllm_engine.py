@@ -273,3 +273,29 @@ def test_a_derived_vanilla_budget_equals_its_own_run_on_vllm(tmp_path, smollm2, 
     assert len(calls(derived)) == 3 and all(c["cached"] for c in calls(derived))  # no generation call was made
     assert [c["output_tokens"] for c in calls(derived)] == [8, 8, 8]
     assert all(math.isfinite(c["latency"]) for c in calls(derived))  # LAT from vLLM's step times, not left out
+
+
+# --- mode budget: the two-call rule against vLLM's own thinking budget (engine_budget=true) ---------------------
+def test_budget_forcing_in_one_call_on_vllm_answers_as_the_two_call_rule(tmp_path, smollm2, mini_task):
+    """SmolLM2 greedy on a task whose prompt opens the thinking (``gen_prefix``): vLLM's ``thinking_token_budget``
+    forces the end of thinking after B tokens in one call, and the answers are those of the two-call rule
+    (call 1 cut at B, the end written back, call 2 answers)."""
+    yaml = mini_task / "itt_mini.yaml"
+    yaml.write_text(yaml.read_text().replace("output_type:", 'gen_prefix: "<think>\\n"\noutput_type:'))
+
+    def lm_eval(name: str, extra: str) -> tuple[list, list]:
+        out = tmp_path / name
+        args = f"pretrained={smollm2},backend=vllm,{ENGINE_ARGS},mode=budget,think_tokens=12,answer_tokens=24{extra}"
+        run_cli([*LM_EVAL, "--model", "inftythink", "--model_args", args, "--tasks", "itt_mini", "--include_path",
+                 str(mini_task), "--limit", "3", "--apply_chat_template", "--output_path", str(out), "--log_samples"],
+                timeout=1800, env=VLLM_ENV)
+        traces = [json.loads(l) for f in out.rglob("inftythink_traces_*.jsonl") for l in f.read_text().splitlines()]
+        rows = [json.loads(l) for f in out.rglob("samples_itt_mini_*.jsonl") for l in f.read_text().splitlines()]
+        return sorted((t["doc_id"], t["calls"]) for t in traces), sorted((r["doc_id"], r["resps"]) for r in rows)
+
+    two_traces, two = lm_eval("two", "")
+    one_traces, one = lm_eval("one", ",engine_budget=true")
+    assert all(len(calls) == 2 and calls[0]["output_tokens"] == 12 for _, calls in two_traces)  # all forced at B
+    for (_, forced), (_, (call,)) in zip(two_traces, one_traces):
+        assert call["output"].startswith(forced[0]["output"] + "\n</think>\n\n")   # B tokens, then the forced end
+    assert one == two

@@ -44,6 +44,11 @@ class SamplingParams:
     """Stop strings; the output is cut before the first one (not included)."""
     seed: Optional[int] = None
     """Per-request seed; with temperature > 0 it makes sampling repeatable where the backend allows."""
+    think_budget: Optional[int] = None
+    """Generated tokens allowed inside thinking before the backend itself writes ``think_marks[1]`` and lets the
+    model go on (one call; only backends that declare ``thinking_budget`` take it)."""
+    think_marks: tuple[str, ...] = ()
+    """With ``think_budget``: the text that opens thinking and the text forced to end it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -57,6 +62,13 @@ class SamplingParams:
         if not 0 <= self.min_p <= 1:
             raise ValueError(f"min_p must be in [0, 1] (0 turns it off), got {self.min_p!r}")
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "think_marks", tuple(self.think_marks))
+        if self.think_budget is not None:
+            if not isinstance(self.think_budget, int) or self.think_budget < 0:
+                raise ValueError(f"think_budget must be an integer >= 0, got {self.think_budget!r}")
+            if len(self.think_marks) != 2 or not all(m.strip() for m in self.think_marks):
+                raise ValueError(f"think_budget needs think_marks=(opening text, forced end text), both non-blank; "
+                                 f"got {self.think_marks!r}")
 
     @property
     def greedy(self) -> bool:
@@ -191,6 +203,9 @@ class BackendSpec:
     """The backend used when model_args names none (exactly one backend declares it)."""
     rank: int = 100
     """Place in listings (help, README), lowest first."""
+    thinking_budget: bool = False
+    """The engine enforces a thinking budget itself (``SamplingParams.think_budget``): the constructor takes
+    ``think_marks=(opening, forced end)`` when a mode asks for it (mode budget, ``engine_budget=true``)."""
 
     def missing(self) -> list[str]:
         """The required modules that are not installed here."""

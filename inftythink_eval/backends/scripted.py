@@ -59,7 +59,7 @@ class ScriptedOptions:
 
 
 register_backend("scripted", f"{__name__}:ScriptedBackend", ScriptedOptions, install="nothing: it is built in",
-                 needs_pretrained=False, rank=90, summary="replays scripted outputs (`script=rules.jsonl`): a real "
+                 needs_pretrained=False, rank=90, thinking_budget=True, summary="replays scripted outputs (`script=rules.jsonl`): a real "
                  "registered backend for exact-control tests, like lm-eval's `dummy`")
 
 
@@ -137,12 +137,39 @@ class ScriptedBackend:
             self._log(request, None)
             raise RequestError(f"scripted backend: {entry['error']}")
         text, forced = (entry.get("text", ""), entry.get("finish_reason")) if isinstance(entry, dict) else (entry, None)
+        if request.params.think_budget is not None:
+            text = self._force_end(request, text)
         text, finish = _truncate(text, request.params.stop, request.params.max_tokens)
         completion = Completion(text=text, prompt_tokens=self.count_tokens(request.prompt),
                                 output_tokens=self.count_tokens(text), finish_reason=forced or finish,
                                 output_ids=tuple(self.encode(text)))
         self._log(request, completion)
         return completion
+
+    def _force_end(self, request: Request, text: str) -> str:
+        """``text`` under the thinking budget: cut after B tokens of open thinking, the forced end, the rest."""
+        budget, (opening, end) = request.params.think_budget, request.params.think_marks
+        prompt, close = request.prompt, end.strip()
+        if prompt.rfind(opening) > prompt.rfind(close):
+            start = 0
+        elif opening in text:
+            start = text.index(opening) + len(opening)
+        else:
+            return text  # thinking never opens: no budget to keep
+        closed = text.find(close, start)
+        thinking = word_tokens(text[start:] if closed == -1 else text[start:closed])
+        if closed != -1 and len(thinking) <= budget:
+            return text  # closed by the model within the budget
+        head = text[:start] + "".join(thinking[:budget]) + end
+        with self._lock:
+            rule_index, outputs = self._match(prompt + head)
+            key = (rule_index, prompt + head)
+            k = self._seen[key]
+            self._seen[key] += 1
+        rest = outputs[min(k, len(outputs) - 1)]
+        if isinstance(rest, dict) and "error" in rest:
+            raise RequestError(f"scripted backend: {rest['error']}")
+        return head + (rest.get("text", "") if isinstance(rest, dict) else rest)
 
     def _match(self, prompt: str) -> tuple[int, list]:
         for index, rule in enumerate(self.rules):

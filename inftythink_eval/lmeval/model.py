@@ -40,7 +40,7 @@ from inftythink_eval.engine.loop import Engine
 from inftythink_eval.formats.inftythink import chat_messages, native_prompt, with_system
 from inftythink_eval.lmeval.config import EvalConfig, from_args, from_text
 from inftythink_eval.lmeval.sidecar import Sidecar, git_commit, hardware, lm_eval_output_dir, weights_fingerprint
-from inftythink_eval.modes import Sample
+from inftythink_eval.modes import Sample, engine_thinking
 from inftythink_eval.run.cache import CallCache
 from inftythink_eval.run.output import SampleOutput
 
@@ -88,11 +88,20 @@ class Chat:
         return "\n\n".join([m["content"] for m in self.history] + [self.question])
 
 
-def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], url: Optional[str]) -> Backend:
+def open_backend(config: EvalConfig, backend: str, pretrained: Optional[str], url: Optional[str],
+                 think_marks: Optional[tuple[str, str]] = None) -> Backend:
     """Construct one backend from the validated config (errors before any generation): the keys its options
-    declare, its declared pass-through engine arguments, its URL and the run seed where it declares them."""
+    declare, its declared pass-through engine arguments, its URL and the run seed where it declares them, and
+    the thinking markers when the mode asks the engine to keep a thinking budget (refused where it cannot)."""
     spec = backend_spec(backend)
     kwargs = {k: v for k, v in config.backend_args.items() if k in spec.keys() or _passes_through(spec, k)}
+    if think_marks is not None:
+        if not spec.thinking_budget:
+            able = [n for n in backend_names() if backend_spec(n).thinking_budget]
+            raise ValueError(f"mode={config.mode} with engine_budget=true needs a backend that keeps a thinking budget "
+                             f"itself ({', '.join(able)}); backend={backend} has none. Leave engine_budget out for "
+                             "the two-call rule, which works on every backend")
+        kwargs["think_marks"] = think_marks
     if spec.url_key:
         kwargs[spec.url_key] = url
     if spec.takes_seed:
@@ -140,7 +149,8 @@ class InftyThinkLM(LM):
                             f"(got config and {', '.join(sorted(model_args))})")
         path = config.model_path()
         self.config, self.mode_name = config, config.mode
-        self.backend = open_backend(config, config.backend, path, config.url(config.backend))
+        marks = engine_thinking(config.mode, config.mode_params())
+        self.backend = open_backend(config, config.backend, path, config.url(config.backend), think_marks=marks)
         summarizer, name = None, config.summarizer()
         if name:
             summarizer = open_backend(config, name, config.summarizer_pretrained or path,

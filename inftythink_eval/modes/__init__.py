@@ -46,4 +46,12 @@ def make_mode(name: str, tools: Tools, params: Any = None) -> Mode:
     return spec.cls(tools=tools, params=own_params(spec, ModeParams() if params is None else params))
 
 
-__all__ = ["MODES", "Decision", "Mode", "ModeParams", "Param", "Sample", "Tools", "make_mode", "mode_param_specs"]
+def engine_thinking(name: str, params: Any = None) -> "tuple[str, str] | None":
+    """The (opening, forced end) texts mode ``name`` asks the backend to enforce itself (an engine-side
+    thinking budget; a mode declares it with a static ``engine_thinking(params)``), or None."""
+    spec = REGISTRY[name]
+    hook = getattr(spec.cls, "engine_thinking", None)
+    return hook(own_params(spec, ModeParams() if params is None else params)) if hook else None
+
+
+__all__ = ["MODES", "engine_thinking", "Decision", "Mode", "ModeParams", "Param", "Sample", "Tools", "make_mode", "mode_param_specs"]

@@ -23,7 +23,18 @@ and ``answer_tokens`` replace the task's ``max_gen_toks``.  s1 appends ``Final A
 the marker; the default ``answer_prefix`` is empty (the task's prompt already says how to answer,
 and the InftyThink format puts the conclusion right after ``</think>``): set
 ``answer_prefix=Final Answer:`` to reproduce s1.  s1's other half (suppressing the marker and
-appending "Wait" to think longer) and vLLM's one-call thinking budget are not part of this mode.
+appending "Wait" to think longer) is not part of this mode.
+
+``engine_budget=true``: one call, the budget kept by the engine itself (vLLM's ``thinking_token_budget``
+with a ``reasoning_config`` whose start is ``<think>`` and whose forced end is ``think_end + answer_prefix``;
+backends that declare ``thinking_budget``; any other is refused before a model loads).  The call may make
+B + len(forced end) + A tokens; after B tokens inside thinking the engine writes the forced end and the model
+answers in the same call.  The answer is read as call 2's output is, from what follows the first forced end
+(else from the whole output: after the model's own last ``</think>``).  Where the rules
+differ: a model that stops inside its thinking (EOS or a task stop string) is not forced to answer, and a
+model that closes its own thinking goes on in its own words (no ``think_end`` written in); the forced end is
+written as token ids, not re-tokenized with the text before it.  ``rounds`` is 1 and TOK counts the forced
+end's tokens too.
 
 Does not know: backends' internals, scheduling, lm-eval.
 """
@@ -47,6 +58,8 @@ PARAMS = (
           "string (none: newline, </think>, blank line)"),
     Param("answer_prefix", Optional[str], None, "text after think_end that the answer continues (none: nothing; "
           "s1 writes Final Answer:)"),
+    Param("engine_budget", bool, False, "one call, the thinking budget kept by the engine (vLLM's "
+          "thinking_token_budget; backends that declare thinking_budget)"),
 )
 
 
@@ -79,7 +92,17 @@ class Budget:
     def marker(self) -> str:
         return self.think_end.strip()
 
+    @staticmethod
+    def engine_thinking(params: Any) -> Optional[tuple[str, str]]:
+        """The (opening, forced end) texts the backend must enforce itself, or None (the two-call rule)."""
+        if not params.engine_budget:
+            return None
+        end = DEFAULT_THINK_END if params.think_end is None else params.think_end
+        return T.THINK_OPEN, end + (params.answer_prefix or "")
+
     def next_call(self, sample: Sample, calls: list[CallRecord]) -> Decision:
+        if self.params.engine_budget:
+            return self._one_call(sample, calls)
         if not calls:
             stop = sample.params.stop + (() if self.marker in sample.params.stop else (self.marker,))
             think = replace(sample.params, max_tokens=self.params.think_tokens, stop=stop)
@@ -95,3 +118,15 @@ class Budget:
         last = calls[-1]
         cut = last.finish_reason == "length"
         return Final(T.final_answer_text(last.output), truncated=cut, reason="length" if cut else "done")
+
+    def _one_call(self, sample: Sample, calls: list[CallRecord]) -> Decision:
+        if not calls:
+            marks = self.engine_thinking(self.params)
+            room = self.params.think_tokens + len(self.tools.encode(marks[1])) + self.params.answer_tokens
+            one = replace(sample.params, max_tokens=room, think_budget=self.params.think_tokens, think_marks=marks)
+            return Call(REASON, self.tools.render(sample, sample.question), seeded(one, 0))
+        output, forced = calls[0].output, self.engine_thinking(self.params)[1]
+        at = output.find(forced)  # what follows it is what call 2 of the two-call rule writes
+        answer = T.final_answer_text(output[at + len(forced):] if at != -1 else output)
+        cut = calls[0].finish_reason == "length"
+        return Final(answer, truncated=cut, reason="length" if cut else "done")

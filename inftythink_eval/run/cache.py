@@ -44,15 +44,22 @@ def call_key(fingerprint: dict | str, backend_role: str, request: Request) -> st
     its role, the prompt and every sampling parameter including the seed."""
     p = request.params
     material = json.dumps([FORMAT_VERSION, fingerprint, backend_role, request.prompt, p.max_tokens, p.temperature,
-                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed], ensure_ascii=False, sort_keys=True)
+                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed, *_thinking(p)], ensure_ascii=False,
+                          sort_keys=True)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _thinking(p) -> list:
+    """An engine-side thinking budget, only where one is set (the keys of every other call stay as they were)."""
+    return [] if p.think_budget is None else [["think_budget", p.think_budget, list(p.think_marks)]]
 
 
 def family_key(fingerprint: dict | str, backend_role: str, request: Request) -> str:
     """``call_key`` without ``max_tokens``: the calls that differ only in their token budget."""
     p = request.params
     material = json.dumps([FORMAT_VERSION, "family", fingerprint, backend_role, request.prompt, p.temperature,
-                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed], ensure_ascii=False, sort_keys=True)
+                           p.top_p, p.top_k, p.min_p, list(p.stop), p.seed, *_thinking(p)], ensure_ascii=False,
+                          sort_keys=True)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
