@@ -12,7 +12,7 @@ import pytest
 
 from inftythink_eval.results import plots
 from inftythink_eval.results.ingest import import_path
-from inftythink_eval.results.render import markdown, mode_params_text, model_text
+from inftythink_eval.results.render import markdown, mode_params_text, model_text, table_rows
 from inftythink_eval.results.write import render_all
 from inftythink_eval.results import reference
 from test_leaderboard_fixtures import REPO, scripted_degraded, scripted_two_modes
@@ -93,6 +93,48 @@ def test_plots_draw_every_record_they_are_given(records):
     assert plots.sawtooth(untraced) is None  # no traces: the page says so instead
 
 
+def _depth_records(base):
+    """A tiny iterative model and its vanilla twin on three depths (made up numbers), and a CI-baseline row."""
+    made = [dataclasses.replace(base, model=model, mode=mode, task=f"inftythink_synthetic_d{d}", acc=acc, tok=tok,
+                                limit=None)
+            for model, mode, points in (("tiny-it", "inftythink", ((4, 1.0, 78), (24, 1.0, 472), (170, 0.75, 3555))),
+                                        ("tiny-van", "vanilla", ((4, 1.0, 70), (24, 0.25, 230), (170, 0.0, 250))))
+            for d, acc, tok in points]
+    return made + [dataclasses.replace(made[0], model="smol", mode="vanilla", acc=0.0, limit=2)]
+
+
+def test_depths_sort_by_number_and_an_iterative_model_is_compared_with_its_vanilla_twin(records):
+    def depth_tasks(twin_of):
+        (tasks,) = [t for t in table_rows(_depth_records(records[0]), twin_of).values()
+                    if "inftythink_synthetic_d4" in t]
+        return tasks
+
+    tasks = depth_tasks({"tiny-it": "tiny-van"})
+    assert list(tasks) == ["inftythink_synthetic_d4", "inftythink_synthetic_d24", "inftythink_synthetic_d170"]
+    d24 = {row["model"]: row for row in tasks["inftythink_synthetic_d24"]}
+    assert d24["tiny-it"]["ΔACC"] == "+75.0 twin" and d24["tiny-it"]["ΔTOK"] == "+105% twin"
+    assert d24["tiny-van"]["ΔACC"] == ""                       # the twin itself is the baseline
+    alone = depth_tasks({})["inftythink_synthetic_d24"]   # no twin declared: no Δ for the iterative model
+    assert next(r for r in alone if r["model"] == "tiny-it")["ΔACC"] == ""
+    d4 = [row["model"] for row in tasks["inftythink_synthetic_d4"]]
+    assert d4[-1].startswith("smol [CI baseline")              # pipeline checks after the results
+
+
+def test_the_zoo_declares_the_tiny_models_twin():
+    from inftythink_eval.checkpoints.cards import vanilla_twins
+
+    assert vanilla_twins() == {"tiny-synthetic-inftythink": "tiny-synthetic-vanilla",
+                               "tiny-synthetic-inftythink-plus": "tiny-synthetic-vanilla"}
+
+
+def test_acc_vs_tok_lists_every_model_in_its_legend_and_leaves_depths_to_the_depth_curve(records):
+    one_each = [dataclasses.replace(records[0], model="only-in-a", task="lbt_a"),
+                dataclasses.replace(records[0], model="only-in-b", task="lbt_b")]
+    texts = set(re.findall(r"<text[^>]*>([^<]*)</text>", plots.acc_vs_tok(one_each + _depth_records(records[0]))))
+    assert {f"only-in-a · {records[0].mode}", f"only-in-b · {records[0].mode}"} <= texts
+    assert not any("synthetic_d" in t for t in texts)
+
+
 def chromium(url, tmp_path):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
@@ -119,6 +161,10 @@ def test_page_loads_in_headless_chromium_and_shows_every_record(records, tmp_pat
     frontier = dom.split('<section class="plot" id="frontier">')[1].split("</section>")[0]
     assert "<svg" in frontier and "lbt_math500 · scripted-good" in frontier and "Pareto (ACC vs TOK)" in frontier
     assert '<h2 id="frontiers">Frontiers</h2>' in dom and "<h3>lbt_aime24 · scripted-good</h3>" in dom
+    # a visitor meets the depth curve first, then the frontiers, then every record
+    order = [dom.index(mark) for mark in ('id="depth-curve"', 'id="frontiers"', 'id="frontier"', 'id="records"',
+                                          'class="record"', "Reported in the papers")]
+    assert order == sorted(order)
 
 
 def test_render_cli_writes_both_pages(tmp_path):

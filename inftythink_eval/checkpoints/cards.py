@@ -8,7 +8,8 @@ Card keys: ``name`` (= file stem), ``description``, ``source`` (one of
 ``fetch``/``path``/``hub_id``), ``base_model``, ``trained_by``, optional
 ``training`` (recipe, config, data, eta, hardware), ``eval`` (``mode``,
 ``template``, ``model_args``) and ``scores`` (``reported`` with their source,
-``measured`` or ``measured_file``).
+``measured`` or ``measured_file``), and ``vanilla_twin`` (the card of the model trained the same way in
+the vanilla format: the leaderboard's ΔACC compares against it when the model has no vanilla run itself).
 
 Does not know: backends, lm-eval, training.
 """
@@ -57,7 +58,7 @@ class ZooCard:
 
 
 REQUIRED = ("name", "description", "source", "base_model", "trained_by", "eval", "scores")
-KNOWN = REQUIRED + ("training",)
+KNOWN = REQUIRED + ("training", "vanilla_twin")
 SOURCES = ("fetch", "path", "hub_id")
 
 
@@ -69,7 +70,7 @@ def load_card(path: Path) -> ZooCard:
     unknown = sorted(set(data) - set(KNOWN))
     if missing or unknown:
         raise ValueError(f"zoo card {path}: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}; "
-                         f"a card has {', '.join(REQUIRED)} and optionally training")
+                         f"a card has {', '.join(REQUIRED)} and optionally training, vanilla_twin")
     if data["name"] != path.stem:
         raise ValueError(f"zoo card {path}: name {data['name']!r} must equal the file name {path.stem!r}")
     if not any(k in (data["source"] or {}) for k in SOURCES):
@@ -86,6 +87,16 @@ def summary(card: ZooCard) -> str:
 
 def cards() -> dict[str, ZooCard]:
     return {card.name: card for card in (load_card(p) for p in sorted(zoo_dir().glob("*.yaml")))}
+
+
+def vanilla_twins() -> dict[str, str]:
+    """{model: its vanilla twin} for every card that names one (each twin a card itself)."""
+    known = cards()
+    twins = {name: str(card.raw["vanilla_twin"]) for name, card in known.items() if card.raw.get("vanilla_twin")}
+    for name, twin in twins.items():
+        if twin not in known:
+            raise ValueError(f"zoo card {name!r}: vanilla_twin {twin!r} is not a zoo card (known: {', '.join(sorted(known))})")
+    return twins
 
 
 def get_card(name: str) -> ZooCard:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from inftythink_eval.results import stats
-from inftythink_eval.results.records import Record, shown_params
+from inftythink_eval.results.records import Record, natural, shown_params
 
 # (cost name, column heading, digits); kv_tokens is read from the per-question samples when present
 COSTS = (("tok", "TOK", 0), ("lat", "LAT s", 2), ("peak_ctx", "peak ctx", 0), ("kv_tokens", "KV tokens", 0))
@@ -68,7 +68,7 @@ def groups(records: list[Record], least: int = 2) -> dict[tuple[str, str], list[
     for record in sorted(records, key=lambda r: r.date):
         latest[(record.task, record.model)][point_label(record)] = record
     out = {}
-    for key in sorted(latest):
+    for key in sorted(latest, key=lambda k: (natural(k[0]), k[1])):
         points = [Point(r, label) for label, r in latest[key].items()]
         if len(points) >= least:
             out[key] = sorted(points, key=lambda p: (p.mode != "vanilla", p.mode, _or_inf(p.cost("tok")), p.label))

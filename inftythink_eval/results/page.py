@@ -1,6 +1,7 @@
 """``leaderboard/index.html``: one static page, no server, no network.
 
-Owns: the HTML markup: the same tables as LEADERBOARD.md (one ``<tr
+Owns: the HTML markup, in the order a visitor reads it: the depth curve, the frontiers (plot, points and
+equal-accuracy tables), then the same per-record tables as LEADERBOARD.md (one ``<tr
 class="record" data-id=...>`` per stored record; the frontiers' points and
 equal-accuracy tables), the reported rows, the plots inlined as SVG, and a few lines of JavaScript (click a header to
 sort, type to filter) that write the number of shown records into the page.
@@ -108,15 +109,29 @@ def _reported(reported: list) -> str:
     return "".join(parts)
 
 
-def _plots(records: list[Record]) -> str:
-    parts = ["<h2>Plots</h2>"]
-    for anchor, (title, draw) in plots.PLOTS.items():
+LEAD = ("depth-curve", "frontier")  # what a visitor comes for, first: the depth curve, then the frontiers
+
+
+def _plot_sections(records: list[Record], anchors) -> str:
+    parts = []
+    for anchor in anchors:
+        title, draw = plots.PLOTS[anchor]
         svg = draw(records)
         empty = plots.EMPTY.get(anchor, "No stored record carries the data for this plot yet (it needs runs of "
                                          "the inftythink model, whose traces hold rounds and tokens).")
         body = svg if svg else f'<p class="note">{empty}</p>'
         parts.append(f'<section class="plot" id="{anchor}"><h3>{escape(title)}</h3>{body}</section>')
     return "".join(parts)
+
+
+def _lead(records: list[Record]) -> str:
+    """The depth curve, then the frontiers (their plot and tables), before the per-record tables."""
+    return ('<h2 id="depth">The depth curve</h2>' + _plot_sections(records, LEAD[:1]) + _frontiers(records)
+            + _plot_sections(records, LEAD[1:]))
+
+
+def _plots(records: list[Record]) -> str:
+    return "<h2>More plots</h2>" + _plot_sections(records, [a for a in plots.PLOTS if a not in LEAD])
 
 
 def build(records: list[Record], reported: list) -> str:
@@ -129,11 +144,12 @@ def build(records: list[Record], reported: list) -> str:
 <p class="note">{len(records)} measured record(s); rendered {escape(stamp)} by <code>inftythink leaderboard render</code>.
 ACC: mean pass@1 (k samples per question, then n questions) with a 95% interval. TOK: mean generated tokens per sample,
 all rounds. LAT: mean seconds per sample on the listed engine and hardware. Δ: against the same model's latest vanilla
-run on the same task.</p>
+run on the same task, else its vanilla twin's (marked twin).</p>
 <p><input id="filter" placeholder="filter records (model, mode, task, ...)"> showing <b id="shown">{len(records)}</b>
 of {len(records)} records</p>
+{_lead(records)}
+<h2 id="records">Every record</h2>
 {_measured(records)}
-{_frontiers(records)}
 {_plots(records)}
 {_reported(reported)}
 <script>{SCRIPT}</script>

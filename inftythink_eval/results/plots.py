@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from inftythink_eval.results import frontier as fr  # noqa: E402
-from inftythink_eval.results.records import Record  # noqa: E402
+from inftythink_eval.results.records import Record, natural  # noqa: E402
 
 _MARKER_CYCLE = "os^DvP*Xph"
 
@@ -59,11 +59,16 @@ def _colors(records: list[Record]) -> dict[str, str]:
     return {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
 
 
-def acc_vs_tok(records: list[Record]) -> Optional[str]:
-    usable = [r for r in records if r.tok is not None]
+def acc_vs_tok(records: list[Record], twin_of: Optional[dict] = None) -> Optional[str]:
+    """ACC against TOK, one panel per task (the synthetic depth tasks are the depth curve's), an arrow from each
+    vanilla run to the same model's iterative runs, or to its twin's (``twin_of``; default: the zoo's cards)."""
+    from inftythink_eval.results.render import twins
+
+    usable = [r for r in records if r.tok is not None and depth_of(r.task) is None]
     if not usable:
         return None
-    tasks = sorted({r.task for r in usable})
+    twin_of = twins() if twin_of is None else twin_of
+    tasks = sorted({r.task for r in usable}, key=natural)
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
@@ -74,17 +79,20 @@ def acc_vs_tok(records: list[Record]) -> Optional[str]:
             ax.errorbar(r.tok, 100 * r.acc, yerr=[[max(0.0, 100 * (r.acc - r.acc_ci[0]))], [max(0.0, 100 * (r.acc_ci[1] - r.acc))]],
                         fmt=marker(r.mode), color=colors[r.model], capsize=3, label=_label(r))
         for base in (r for r in mine if r.mode == "vanilla"):
-            for other in (r for r in mine if r.model == base.model and r.mode != "vanilla"):
+            for other in (r for r in mine if base.model in (r.model, twin_of.get(r.model)) and r.mode != "vanilla"):
                 ax.annotate("", (other.tok, 100 * other.acc), (base.tok, 100 * base.acc),
                             arrowprops={"arrowstyle": "->", "color": colors[base.model], "alpha": 0.6})
         ax.set(title=task, xlabel="TOK (mean generated tokens per sample)", ylabel="ACC %", ylim=(-3, 103))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = {}  # every panel's entries, once each (a model may appear in one panel only)
+    for ax in axes.flat[:len(tasks)]:
+        handles, labels = ax.get_legend_handles_labels()
+        for label, handle in zip(labels, handles):
+            unique.setdefault(label, handle)
     fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=min(4, len(unique)), bbox_to_anchor=(0.5, -0.02 - 0.04 * math.ceil(len(unique) / 4)))
-    fig.suptitle("ACC against TOK (arrows: vanilla → iterative, same model and task)")
+    fig.suptitle("ACC against TOK (arrows: vanilla → iterative, same model or its vanilla twin, same task)")
     fig.tight_layout()
     return _svg(fig, "acc_vs_tok")
 
@@ -225,7 +233,7 @@ def depth_curve(records: list[Record]) -> Optional[str]:
 
 
 PLOTS = {"depth-curve": ("The depth curve: measured ACC and TOK of the CPU-scale models by depth", depth_curve),
-         "acc-vs-tok": ("ACC against TOK per model and mode", acc_vs_tok),
+         "acc-vs-tok": ("ACC against TOK per model and mode (the depth tasks: see the depth curve)", acc_vs_tok),
          "frontier": ("Accuracy-cost frontiers: ACC against TOK per task and model, one line per mode", frontier),
          "accuracy-by-round": ("Accuracy by round (from the traces)", accuracy_by_round),
          "sawtooth": ("The sawtooth of one sample: tokens in context against tokens generated", sawtooth),

@@ -24,6 +24,11 @@ from inftythink_eval.scoring.families import BENCHMARKS, OTHER
 SCHEMA_VERSION = 1
 
 
+def natural(text: str) -> tuple:
+    """A sort key that orders the numbers in a name by value (``..._d4`` < ``..._d24`` < ``..._d170``)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
+
+
 class RecordError(ValueError):
     """A record (or the run it came from) is missing something the leaderboard needs."""
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Optional
 
 from inftythink_eval.results import frontier, reference
-from inftythink_eval.results.records import Record, shown_params
+from inftythink_eval.results.records import Record, natural, shown_params
 from inftythink_eval.scoring import families
 
 COLUMNS = ("model", "mode", "params", "ACC (95% CI)", "ΔACC", "pass@k · maj@k", "TOK", "ΔTOK", "LAT s", "rounds",
@@ -62,6 +62,23 @@ def model_text(record: Record) -> str:
     return f"{record.model} [CI baseline: --limit {record.limit:g}, not a result]"
 
 
+def twins() -> dict[str, str]:
+    """{model: its vanilla twin}, as the zoo's cards declare them (``vanilla_twin``)."""
+    from inftythink_eval.checkpoints.cards import vanilla_twins
+
+    return vanilla_twins()
+
+
+def baseline(record: Record, vanilla: dict, twin_of: dict) -> tuple[Optional[Record], str]:
+    """The vanilla run a record's Δ columns compare with, and how it is named: the same model's latest vanilla
+    run on the task (""), else its vanilla twin's (" twin"); (None, "") when there is neither."""
+    own = vanilla.get((record.model, record.task))
+    if own is not None:
+        return own, ""
+    twin = vanilla.get((twin_of.get(record.model), record.task))
+    return (twin, " twin") if twin is not None else (None, "")
+
+
 def _vanilla_of(records: list[Record]) -> dict[tuple[str, str], Record]:
     """Latest vanilla record per (model, task)."""
     best: dict[tuple[str, str], Record] = {}
@@ -71,18 +88,21 @@ def _vanilla_of(records: list[Record]) -> dict[tuple[str, str], Record]:
     return best
 
 
-def table_rows(records: list[Record]) -> dict[str, dict[str, list[dict]]]:
-    """{group: {task: [row, ...]}}: each row a dict of ``COLUMNS`` (text) plus ``record``."""
+def table_rows(records: list[Record], twin_of: Optional[dict] = None) -> dict[str, dict[str, list[dict]]]:
+    """{group: {task: [row, ...]}}: each row a dict of ``COLUMNS`` (text) plus ``record``; tasks in natural
+    order (depths by number), Δ against the model's vanilla run or its twin's (``twin_of``; default: the zoo)."""
     vanilla = _vanilla_of(records)
+    twin_of = twins() if twin_of is None else twin_of
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for record in sorted(records, key=lambda r: (r.task, r.model, r.mode != "vanilla", r.mode, r.date)):
-        base = vanilla.get((record.model, record.task))
+    for record in sorted(records, key=lambda r: (natural(r.task), r.limit is not None, r.model, r.mode != "vanilla",
+                                                 r.mode, r.date)):
+        base, twin = baseline(record, vanilla, twin_of)
         delta = base is not None and base is not record
         row = {
             "model": model_text(record), "mode": record.mode, "params": mode_params_text(record),
             "ACC (95% CI)": f"{pct(record.acc)} ({pct(record.acc_ci[0])}–{pct(record.acc_ci[1])})",
-            "ΔACC": signed(record.acc - base.acc, 100) if delta else "", "pass@k · maj@k": _at_k(record),
-            "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) if delta else "",
+            "ΔACC": signed(record.acc - base.acc, 100) + twin if delta else "", "pass@k · maj@k": _at_k(record),
+            "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) + twin if delta else "",
             "LAT s": num(record.lat, 2), "rounds": num(record.rounds, 2), "peak ctx": num(record.peak_ctx),
             "n×k": f"{record.n_questions}×{record.samples_per_question}",
             "engine · hardware": f"{record.engine} · {record.hardware}",
@@ -160,7 +180,9 @@ def markdown(records: list[Record], reported: list[reference.ReportedRow]) -> st
              "with a 95% interval (Wilson for 0/1 scores, else normal over questions). "
              "TOK: mean generated tokens per sample, all rounds and summaries. LAT: mean seconds per sample "
              "on the engine and hardware listed (not comparable across machines). "
-             "ΔACC (points) and ΔTOK (relative) are against the same model's latest vanilla run on the same task.", ""]
+             "ΔACC (points) and ΔTOK (relative) are against the same model's latest vanilla run on the same task, "
+             "else against its vanilla twin's (marked `twin`: the zoo card's `vanilla_twin`, the model trained the "
+             "same way in the vanilla format).", ""]
     for group, tasks in table_rows(records).items():
         lines += [f"## {group_title(group)}", ""]
         for task, rows in tasks.items():
