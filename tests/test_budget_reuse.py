@@ -175,7 +175,8 @@ def test_on_the_real_model_a_derived_budget_equals_its_own_run(tmp_path):
 
 @pytest.mark.parametrize("continuous", ["off", "on"])
 def test_hf_stamps_every_output_token_on_both_paths(continuous, smollm2):
-    """The times a derived budget's LAT is read from: one per output token, in order, inside the call."""
+    """The times a derived budget's LAT is read from: one per output token, in order, inside the call; and
+    when the request got its slot (the ``wait`` stat)."""
     from inftythink_eval.backends.base import make_backend
 
     backend = make_backend("hf", pretrained=smollm2, batch_size=4, continuous=continuous)
@@ -187,5 +188,7 @@ def test_hf_stamps_every_output_token_on_both_paths(continuous, smollm2):
             assert times is not None and len(times) == done.output_tokens > 0, (continuous, done)
             assert list(times) == sorted(times) and done.submitted <= times[0] <= times[-1] <= done.finished
             assert times[0] == pytest.approx(done.first_token, abs=0.05)
+            # the slot: from the engine (the batch's generate, transformers' lifespan), inside the wait for a token
+            assert done.started is not None and done.submitted <= done.started <= done.first_token
     finally:
         backend.close()

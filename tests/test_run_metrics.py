@@ -23,10 +23,10 @@ LONG = " ".join(f"w{i}" for i in range(100))
 
 
 def record(prompt_tokens, output_tokens, submitted=0.0, first_token=None, finished=0.0, role="reason", output="",
-           prompt="") -> CallRecord:
+           prompt="", started=None, kv_token_bytes=None) -> CallRecord:
     return CallRecord(role=role, backend="main", prompt=prompt, output=output, prompt_tokens=prompt_tokens,
                       output_tokens=output_tokens, finish_reason="stop", output_ids=None, submitted=submitted,
-                      finished=finished, first_token=first_token)
+                      finished=finished, first_token=first_token, started=started, kv_token_bytes=kv_token_bytes)
 
 
 def kv_formula(calls) -> int:
@@ -52,6 +52,33 @@ def test_kv_tokens_and_the_latency_split_hand_computed():
     assert totals([unknown, a], None).ttft is None
     empty = totals([], None)
     assert (empty.kv_tokens, empty.ttft, empty.decode, empty.summary_tok, empty.compression) == (0, None, None, 0, None)
+    assert (empty.wait, empty.kv_bytes) == (None, None)
+
+
+def test_slot_wait_and_kv_bytes_hand_computed():
+    a = record(10, 3, submitted=100.0, started=100.125, first_token=100.5, finished=102.0, kv_token_bytes=8)
+    b = record(5, 2, submitted=103.0, started=103.0, first_token=103.25, finished=104.0, kv_token_bytes=8)
+    t = totals([a, b], Final("x"))
+    assert (a.wait, b.wait, t.wait) == (0.125, 0.0, 0.125) and a.wait <= a.ttft   # the wait is inside ttft
+    assert (a.kv_bytes, b.kv_bytes, t.kv_bytes) == (36 * 8, 13 * 8, 49 * 8)
+    unknown = record(5, 2, submitted=103.0, first_token=103.25, finished=104.0)  # an engine that says neither
+    assert (unknown.wait, unknown.kv_bytes) == (None, None)
+    assert totals([a, unknown], None).wait is None and totals([a, unknown], None).kv_bytes is None  # no partial sums
+    stats = Trace("s", [a, b], Final("x")).stats()
+    assert (stats["wait"], stats["kv_bytes"]) == (0.125, 392)
+    assert math.isnan(SampleOutput("x", Trace("s", [unknown], Final("x")).stats()).stats["wait"])
+
+
+def test_the_scripted_engine_stamps_the_wait_for_its_one_slot():
+    """One slot and 0.3 s per request: the second of two requests submitted together waits for the first.  A
+    lower bound only (sleeps are at least as long as asked on any machine)."""
+    backend = ScriptedBackend([{"match": "", "output": "done"}], batch_size=1, delay=0.3)
+    try:
+        traces = Engine(backend, "vanilla", progress=False).run([sample(i=0), sample(i=1)])
+    finally:
+        backend.close()
+    waits = sorted(t.totals().wait for t in traces)
+    assert waits[0] >= 0 and waits[1] >= 0.3 and all(t.totals().kv_bytes is None for t in traces)
 
 
 def test_stats_and_sidecar_rows_carry_the_new_numbers():
@@ -160,6 +187,10 @@ def test_the_numbers_reach_the_task_metrics_like_peak_ctx():
 # --- the real model --------------------------------------------------------------------------------------------------
 def test_smollm2_on_hf_reports_first_tokens_and_kv_tokens_from_its_own_counts(smollm2, tmp_path):
     backend = make_backend("hf", pretrained=smollm2, batch_size=2)
+    config = backend.model.config  # SmolLM2-135M: 30 layers, 3 KV heads of 64 (9 query heads, hidden 576)
+    assert (config.num_hidden_layers, config.num_key_value_heads, config.hidden_size // config.num_attention_heads) \
+        == (30, 3, 64)
+    assert backend.kv_bytes_per_token == 2 * 30 * 3 * 64 * backend.model.dtype.itemsize
     params = ModeParams(eta=12, max_rounds=2, summary_tokens=8)
     samples = [Sample(f"s{i}", q, SamplingParams(max_tokens=24), chat=True)
                for i, q in enumerate(["What is 2+3? Explain step by step.", "Name three primes and add them."])]
@@ -174,13 +205,15 @@ def test_smollm2_on_hf_reports_first_tokens_and_kv_tokens_from_its_own_counts(sm
             assert c.first_token is not None and c.output_tokens > 0
             assert 0 <= c.ttft <= c.latency and 0 <= c.decode <= c.latency
             assert c.ttft + c.decode == pytest.approx(c.latency, abs=1e-9)
+            assert 0 <= c.wait <= c.ttft   # the batch's start: after submission, before the first token
         assert t.kv_tokens == kv_formula(trace.calls) and t.kv_tokens > 0
+        assert t.kv_bytes == t.kv_tokens * backend.kv_bytes_per_token
         assert t.ttft == trace.calls[0].ttft and t.decode == pytest.approx(sum(c.decode for c in trace.calls))
         assert t.summary_tok == sum(c.output_tokens for c in trace.calls if c.role == "summary")
     assert any(t.totals().summaries for t in traces), "eta=12 should leave at least one round unfinished"
     for first, cached in zip(traces, again):  # from the call cache: the same tokens, no first-token time
         assert all(c.cached for c in cached.calls) and cached.totals().kv_tokens == first.totals().kv_tokens
-        assert cached.totals().ttft is None and cached.totals().decode is None
+        assert cached.totals().ttft is None and cached.totals().decode is None and cached.totals().wait is None
 
 
 def test_docs_define_every_stat_and_the_g_pass_names():

@@ -58,6 +58,9 @@ def test_the_engine_directly(smollm2):
         assert (short.output_tokens, long.output_tokens) == (2, 96)
         lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
         assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
+        for done in (short, long):  # when vLLM scheduled it: after submission, before its first token
+            assert done.started is not None and done.submitted <= done.started <= done.first_token
+        assert engine.kv_bytes_per_token == 2 * 30 * 3 * 64 * 4   # SmolLM2-135M in float32
         assert long.submitted <= long.first_token <= long.finished
         prompt = engine.apply_chat_template([{"role": "user", "content": "List three colours, one per line."}])
         cut = engine.generate([Request(prompt, SamplingParams(max_tokens=40, stop=("\n",)))])[0]

@@ -255,6 +255,8 @@ class PagedPath:
                     return
                 if out.timestamps:   # once, when the request ends (not per streamed output)
                     item.pending.token_times = [_wall(t) for t in out.timestamps]
+                if out.lifespan[0] > 0:   # when the engine took it out of its waiting queue
+                    item.pending.started = _wall(out.lifespan[0])
                 self._drop(item)
                 if not out.is_finished():
                     self._manager.cancel_request(item.rid)

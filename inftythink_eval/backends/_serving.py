@@ -31,13 +31,16 @@ class Pending:
     request: Request
     future: "Future[Completion]"
     submitted: float = field(default_factory=time.time)
+    started: Optional[float] = None
+    """When the engine gave the request a slot, where the engine thread records it."""
     first_token: Optional[float] = None
     token_times: list[float] = field(default_factory=list)
     """When each output token was produced, where the engine thread records it."""
 
     def resolve(self, completion: Completion) -> None:
         if not self.future.done():
-            self.future.set_result(completion.stamped(self.submitted, self.first_token, token_times=self.token_times))
+            self.future.set_result(completion.stamped(self.submitted, self.first_token, token_times=self.token_times,
+                                                      started=self.started))
 
     def fail(self, exc: BaseException) -> None:
         if not self.future.done():

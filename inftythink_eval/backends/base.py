@@ -95,6 +95,8 @@ class Completion:
     extra: dict = field(default_factory=dict)
     submitted: Optional[float] = None
     """When the backend received the request."""
+    started: Optional[float] = None
+    """When the engine gave it a slot (its prefill began), where the engine reports it (None otherwise)."""
     first_token: Optional[float] = None
     """When its first output token was seen, where the engine reports it (None otherwise)."""
     finished: Optional[float] = None
@@ -108,11 +110,11 @@ class Completion:
             raise ValueError(f"finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
 
     def stamped(self, submitted: float, first_token: Optional[float] = None, finished: Optional[float] = None,
-                token_times: Optional[Sequence[float]] = None) -> "Completion":
+                token_times: Optional[Sequence[float]] = None, started: Optional[float] = None) -> "Completion":
         """A copy with this request's timestamps (``finished`` defaults to now; ``token_times`` are kept only
         when there is one per output token)."""
         times = tuple(token_times[:self.output_tokens]) if token_times else None
-        return dataclasses.replace(self, submitted=submitted, first_token=first_token,
+        return dataclasses.replace(self, submitted=submitted, first_token=first_token, started=started,
                                    finished=time.time() if finished is None else finished,
                                    token_times=times if times and len(times) == self.output_tokens else None)
 
@@ -141,6 +143,7 @@ class Backend(Protocol):
 
     name: str
     model_id: str
+    # optional: ``kv_bytes_per_token`` (int or None), bytes of KV cache per token of context (``backends._kv``)
 
     def submit(self, request: Request) -> "Future[Completion]": ...
 

@@ -1,11 +1,9 @@
 """``hf``: transformers in-process backend (the CPU default).
 
 Owns: loading a model by hub id, local folder or GGUF file; an engine thread that serves submitted requests with
-finish-aware batching: it takes up to ``batch_size`` waiting requests as one left-padded ``generate`` call, and
-a per-row watcher hands each request back the moment *it* stops (EOS, its own stop strings, its own
-``max_tokens``), with its own timestamps, while the rest of the batch goes on. Requests that arrive meanwhile
-wait for the next batch (transformers' ``generate`` cannot admit rows mid-call); a batch that is not full waits
-a moment (``_gather``) for requests still arriving.
+finish-aware batching: up to ``batch_size`` waiting requests go into one left-padded ``generate`` call, and a
+per-row watcher hands each request back, with its own timestamps, the moment *it* stops (EOS, its stop strings,
+its ``max_tokens``). Later requests wait for the next batch; one not full waits a moment for more (``_gather``).
 
 ``continuous=on|auto`` serves every request it can serve exactly through transformers' own continuous batching
 instead (``_hf_paged``): a request joins the running batch at the next decoding step. It takes greedy requests
@@ -13,14 +11,13 @@ that fit its KV cache; sampled ones (its sampler has no per-request seed), and a
 cannot use it (``on`` then refuses to start), stay on the batched path. ``stats()`` counts which path served how
 many and why.
 
-Sampling is per row: greedy and sampled requests with any temperature, top_p, top_k and min_p share a batch;
-each sampled row draws from its own ``torch.Generator`` seeded with the request's seed. So a request's tokens
-depend on its seed, not on which requests share its batch (up to the floating-point differences padding can
-make).
+Sampling is per row: greedy and sampled requests (any temperature, top_p, top_k, min_p) share a batch; each
+sampled row draws from its own ``torch.Generator`` seeded with the request's seed, so its tokens depend on its
+seed, not on its batch (up to padding's floating-point differences).
 
 ``prefix_cache=N`` (off by default) keeps the KV caches of the last N sequences and generates one request at a
-time, reusing the longest cached token prefix (transformers' documented cache re-use). It turns the dataset
-builder's cumulative summaries (prompt i+1 extends prompt i) from quadratic into linear prefill.
+time, reusing the longest cached token prefix (transformers' cache re-use): the dataset builder's cumulative
+summaries (prompt i+1 extends prompt i) go from quadratic to linear prefill.
 
 Does not know: rounds, modes, lm-eval.
 """
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from inftythink_eval.backends import _hf_paged
+from inftythink_eval.backends._kv import kv_bytes_per_token
 from inftythink_eval.backends._prefix import PrefixStore
 from inftythink_eval.backends._serving import Pending, RequestQueue
 from inftythink_eval.backends._tokenizer import TokenizerOps
@@ -129,6 +127,7 @@ class HFBackend(TokenizerOps):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.kv_bytes_per_token = kv_bytes_per_token(self.model.config, self.model.dtype.itemsize)
         self._lock = threading.Lock()
         self.prefixes = PrefixStore(int(prefix_cache))
         # transformers 5.x renamed generate's past_key_values to cache (the old name warns until v6)
@@ -166,6 +165,8 @@ class HFBackend(TokenizerOps):
             if not batch:
                 continue
             batch += self._gather(queue, len(batch))
+            for item in batch:   # this batch's prefill begins now: every row has its slot
+                item.started = time.time()
             try:
                 if self.prefixes.capacity:
                     batch[0].resolve(self._generate_reusing(batch[0]))

@@ -113,6 +113,7 @@ class ScriptedBackend:
                 except RequestError as exc:
                     result, tokens = exc, 0
                 sequence += 1
+                item.started = time.time()   # its slot of the imitated engine
                 heapq.heappush(running, (time.time() + self.delay + self.delay_per_token * tokens, sequence,
                                          item, result))
             if not running:

@@ -34,6 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from inftythink_eval.backends._kv import kv_bytes_per_token
 from inftythink_eval.backends._serving import Pending, RequestQueue
 from inftythink_eval.backends._tokenizer import TokenizerOps
 from inftythink_eval.backends.base import BackendError, Completion, Request, RequestError, gather, register_backend
@@ -127,6 +128,7 @@ class VLLMBackend(TokenizerOps):
                          disable_log_stats=False, **({"tokenizer": tokenizer} if tokenizer else {}),
                          **({"max_model_len": int(max_model_len)} if max_model_len else {}), **engine_kwargs)
         _cpu_seed_workaround(self.args)
+        self.kv_bytes_per_token: Optional[int] = None   # known once the engine is built
         self.think_marks = tuple(think_marks) if think_marks else None
         if self.think_marks:  # the engine keeps requests' thinking budgets: these texts open and force-end thinking
             from vllm.config.reasoning import ReasoningConfig
@@ -156,6 +158,7 @@ class VLLMBackend(TokenizerOps):
             self.engine = LLMEngine.from_engine_args(EngineArgs(**self.args))
             self.tokenizer = self.engine.get_tokenizer()
             self.context = self.engine.vllm_config.model_config.max_model_len
+            self.kv_bytes_per_token = _kv_bytes(self.engine.vllm_config)
         except Exception as exc:  # noqa: BLE001 - reported by __init__
             self._load_error = exc
             raise
@@ -231,6 +234,7 @@ class VLLMBackend(TokenizerOps):
             choice = out.outputs[0]
             if choice.token_ids and item.first_token is None:
                 item.first_token = _first_token_time(out) or now
+                item.started = _scheduled_time(out, item.first_token)
             item.token_times.extend([now] * len(choice.token_ids))   # this step's tokens (the engine's step time)
             acc["ids"].extend(choice.token_ids)
             acc["text"].append(choice.text)
@@ -287,11 +291,26 @@ class VLLMBackend(TokenizerOps):
         self._queue.close()
 
 
+def _kv_bytes(config) -> Optional[int]:
+    """KV bytes per token of this engine's model, in its KV-cache dtype (``backends._kv``)."""
+    model, dtype = config.model_config, config.cache_config.cache_dtype
+    element = model.dtype.itemsize if dtype == "auto" else (1 if "fp8" in str(dtype) else None)
+    return kv_bytes_per_token(model.hf_config, element) if element else None
+
+
 def _last_index(ids: Sequence[int], seq: Sequence[int]) -> int:
     """Where ``seq`` last starts in ``ids`` (-1: nowhere, or ``seq`` empty)."""
     n = len(seq)
     ids, seq = list(ids), list(seq)
     return next((i for i in range(len(ids) - n, -1, -1) if n and ids[i:i + n] == seq), -1)
+
+
+def _scheduled_time(out, first_token: float) -> Optional[float]:
+    """Wall-clock time the engine first scheduled the request: its first token's time less vLLM's own
+    (monotonic) interval from scheduling to first token; None where the metrics do not say."""
+    metrics = getattr(out, "metrics", None)
+    scheduled, first = getattr(metrics, "scheduled_ts", 0.0), getattr(metrics, "first_token_ts", 0.0)
+    return first_token - (first - scheduled) if scheduled and first >= scheduled else None
 
 
 def _first_token_time(out) -> Optional[float]:

@@ -127,7 +127,8 @@ class _Run:
                 return
             completion, latency = hit
             now = time.time()
-            trace.calls.append(_record(decision, completion, now - latency, now, cached=True))
+            trace.calls.append(_record(decision, completion, now - latency, now, cached=True,
+                                       kv_token_bytes=getattr(backend, "kv_bytes_per_token", None)))
 
     def _derived(self, backend: Backend, role: str, request: Request) -> Optional[tuple[Completion, float]]:
         """The call at this budget from a longer cached generation of it (``run.budgets``), or None."""
@@ -185,7 +186,8 @@ class _Run:
         else:
             submitted = completion.submitted if completion.submitted is not None else time.time()
             finished = completion.finished if completion.finished is not None else time.time()
-            self.traces[index].calls.append(_record(call, completion, submitted, finished))
+            kv = getattr(self.engine.backends[call.backend], "kv_bytes_per_token", None)
+            self.traces[index].calls.append(_record(call, completion, submitted, finished, kv_token_bytes=kv))
             self.calls += 1
             self.generated += completion.output_tokens
             self._advance(index)
@@ -242,12 +244,15 @@ def _latency(completion: Completion) -> float:
     return completion.finished - completion.submitted
 
 
-def _record(call: Call, completion: Completion, submitted: float, finished: float, cached: bool = False) -> CallRecord:
+def _record(call: Call, completion: Completion, submitted: float, finished: float, cached: bool = False,
+            kv_token_bytes: Optional[int] = None) -> CallRecord:
+    started = completion.started if not cached and completion.started is not None else None
     return CallRecord(role=call.role, backend=call.backend, prompt=call.prompt, output=completion.text,
                       prompt_tokens=completion.prompt_tokens, output_tokens=completion.output_tokens,
                       finish_reason=completion.finish_reason, output_ids=completion.output_ids,
                       submitted=submitted, finished=finished, cached=cached,
-                      first_token=completion.first_token)
+                      first_token=completion.first_token, started=started,
+                      kv_token_bytes=kv_token_bytes if isinstance(kv_token_bytes, int) else None)
 
 
 def _progress(total: int, enabled: bool):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 STAT_KEYS = ("tok", "lat", "rounds", "peak_ctx", "truncated", "format_fail", "error",
-             "kv_tokens", "ttft", "decode", "summary_tok", "compression", "early_answer")
+             "kv_tokens", "ttft", "decode", "summary_tok", "compression", "early_answer", "wait", "kv_bytes")
 """Each defined in ``trace`` and docs/metrics.md.  ``error``: 1 when a request of the sample failed for good (the
 reason is in the sidecar trace), else 0.  New keys go at the end: a response or pickle made before a key existed
 reads it as NaN, like a response of another model."""

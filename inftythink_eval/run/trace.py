@@ -18,11 +18,15 @@ Definitions (docs/metrics.md, "Engine metrics"):
 - kv_tokens: the KV-cache footprint over time: for every generated token of
   every call, the context length at that token (prompt + tokens so far), summed:
   sum over calls of out * prompt + out * (out + 1) / 2.
+- kv_bytes: kv_tokens in bytes, each call's at its backend's KV bytes per
+  token (``backends._kv``); None where a backend does not know it.
 - ttft: seconds from the first call's submission to its first output token;
   decode: the sum over calls of (finished - first_token).  Both None where a
   call has no ``first_token`` (the engine does not report it, or the call came
-  from the cache), never guessed.  No backend stamps when a request gets a
-  batch slot, so the wait for a slot is inside ttft and is not split out.
+  from the cache), never guessed.
+- wait: the sum over calls of (started - submitted), the time each call waited
+  for a slot of the engine (inside ttft); None where a call has no
+  ``started`` (an engine that does not say, a call from the cache).
 - summaries (``summaries``): a SUMMARY call (its tokens: its output tokens),
   or a summary written inside a round (inftythink, inftythink_plus) that the
   next round's prompt carries (its tokens: how much longer that prompt is than
@@ -74,6 +78,8 @@ class CallRecord:
     finished: float   # wall clock when this request finished (its own, not its batch's)
     cached: bool = False
     first_token: Optional[float] = None  # wall clock of its first output token, where the engine reports it
+    started: Optional[float] = None      # wall clock when the engine gave it a slot, where the engine reports it
+    kv_token_bytes: Optional[int] = None  # its backend's KV bytes per token of context, where known
 
     @property
     def latency(self) -> float:
@@ -83,6 +89,15 @@ class CallRecord:
     def ttft(self) -> Optional[float]:
         """Seconds from submission to the first output token (waiting for a slot and prefill); None unknown."""
         return None if self.first_token is None else self.first_token - self.submitted
+
+    @property
+    def wait(self) -> Optional[float]:
+        """Seconds from submission until the engine gave the call a slot; None unknown."""
+        return None if self.started is None else self.started - self.submitted
+
+    @property
+    def kv_bytes(self) -> Optional[int]:
+        return None if self.kv_token_bytes is None else self.kv_tokens * self.kv_token_bytes
 
     @property
     def decode(self) -> Optional[float]:
@@ -127,6 +142,8 @@ class Totals:
     kv_tokens: int = 0
     ttft: Optional[float] = None
     decode: Optional[float] = None
+    wait: Optional[float] = None
+    kv_bytes: Optional[int] = None
     summaries: int = 0
     summary_tok: int = 0
     compression: Optional[float] = None
@@ -149,7 +166,8 @@ class Trace:
         return {"tok": t.tok, "lat": t.lat, "rounds": t.rounds, "peak_ctx": t.peak_ctx,
                 "truncated": int(t.truncated), "format_fail": t.format_fail, "error": int(self.error is not None),
                 "kv_tokens": t.kv_tokens, "ttft": t.ttft, "decode": t.decode, "summary_tok": t.summary_tok,
-                "compression": t.compression, "early_answer": t.early_answer}
+                "compression": t.compression, "early_answer": t.early_answer, "wait": t.wait,
+                "kv_bytes": t.kv_bytes}
 
     def to_json(self, include_text: bool = True) -> dict:
         calls = []
@@ -158,6 +176,7 @@ class Trace:
             row.pop("output_ids")
             row["index"] = i
             row["latency"], row["ttft"], row["decode"], row["kv_tokens"] = c.latency, c.ttft, c.decode, c.kv_tokens
+            row["wait"], row["kv_bytes"] = c.wait, c.kv_bytes
             if not include_text:
                 row.pop("prompt"), row.pop("output")
             calls.append(row)
@@ -181,12 +200,19 @@ def totals(calls: list[CallRecord], final: Optional[Final]) -> Totals:
         calls=len(calls),
         kv_tokens=sum(c.kv_tokens for c in calls),
         ttft=calls[0].ttft if calls else None,
-        decode=None if not calls or any(c.decode is None for c in calls) else sum(c.decode for c in calls),
+        decode=_sum_known([c.decode for c in calls]),
+        wait=_sum_known([c.wait for c in calls]),
+        kv_bytes=_sum_known([c.kv_bytes for c in calls]),
         summaries=len(carried),
         summary_tok=summary_tok,
         compression=sum(s.round_tokens for s in carried) / summary_tok if summary_tok > 0 else None,
         early_answer=early_answer(carried, final),
     )
+
+
+def _sum_known(values: list):
+    """The sum, or None when there is no value or any is unknown (never a partial sum)."""
+    return None if not values or any(v is None for v in values) else sum(values)
 
 
 def summaries(calls: list[CallRecord]) -> list[Summary]:
