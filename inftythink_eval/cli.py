@@ -17,7 +17,7 @@ import sys
 SUBCOMMANDS = {
     "eval": ("inftythink_eval.lmeval.cli", "run lm_eval with the inftythink model (every lm_eval flag is accepted; "
              "--help-mode [NAME] and --help-backend [NAME] describe the modes and backends)"),
-    "demo": ("inftythink_eval.lmeval.cli:demo", "the embedded default: SmolLM2 on a few MATH500 problems, offline"),
+    "demo": ("inftythink_eval.lmeval.cli:demo", "the embedded default: the tiny pair past the window, its frontier, SmolLM2 on MATH500"),
     "data": ("inftythink_eval.data.cli", "build InftyThink training data from long reasoning traces"),
     "train": ("inftythink_eval.training.cli", "run an SFT recipe from training/configs"),
     "zoo": ("inftythink_eval.checkpoints.cli", "list or show zoo checkpoints"),
