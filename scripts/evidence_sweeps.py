@@ -35,8 +35,8 @@ The sweeps:
 
 Tiny-model runs use one thread (``OMP_NUM_THREADS=1``; see docs/training.md, speed note).  Needs
 ``INFTYTHINK_DATA_DIR`` for MATH500 (default: ../shared/data beside the checkout when it exists).
-Not yet run to the end on this machine (issue 21, item 6): its wall times and records go in the leaderboard
-and docs/leaderboard.md once it has; ``--dry-run`` (tested) prints the window check and the commands.
+Run on 2026-12-04 (records in leaderboard/results/, figures and reading in docs/leaderboard.md, "Evidence
+sweeps"); ``--dry-run`` (tested) prints the window check and the commands.
 """
 
 from __future__ import annotations

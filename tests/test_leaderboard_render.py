@@ -120,6 +120,17 @@ def test_depths_sort_by_number_and_an_iterative_model_is_compared_with_its_vanil
     assert d4[-1].startswith("smol [CI baseline")              # pipeline checks after the results
 
 
+def test_the_depth_curve_follows_the_setting_measured_at_the_most_depths(records):
+    """A sweep's later points at a few depths (another budget) do not replace the curve run's records."""
+    base = dataclasses.replace(records[0], model="tiny", mode="vanilla", limit=None, date="2026-01-01T00:00:00")
+    curve = [dataclasses.replace(base, task=f"inftythink_synthetic_d{d}", acc=1.0) for d in (4, 8, 24, 48)]
+    swept = [dataclasses.replace(base, task=f"inftythink_synthetic_d{d}", acc=0.0, date="2026-02-01T00:00:00",
+                                 lm_eval_args={**base.lm_eval_args, "gen_kwargs": {"max_gen_toks": 64}})
+             for d in (8, 24)]
+    (line,) = plots.depth_lines(curve + swept).values()
+    assert sorted(line) == [4, 8, 24, 48] and all(r.acc == 1.0 for r in line.values())
+
+
 def test_the_zoo_declares_the_tiny_models_twin():
     from inftythink_eval.checkpoints.cards import vanilla_twins
 

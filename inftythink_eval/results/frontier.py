@@ -63,12 +63,14 @@ def point_label(record: Record) -> str:
 
 def groups(records: list[Record], least: int = 2) -> dict[tuple[str, str], list[Point]]:
     """{(task, model): points} for every task and model with at least ``least`` distinct settings; each setting's
-    latest record.  Ordered by task, then model; points by mode, then TOK."""
+    latest record.  Results first (CI baselines, runs with ``--limit``, after them), then by task in natural
+    order (depths by number), then model; points by mode, then TOK."""
     latest: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
     for record in sorted(records, key=lambda r: r.date):
         latest[(record.task, record.model)][point_label(record)] = record
     out = {}
-    for key in sorted(latest, key=lambda k: (natural(k[0]), k[1])):
+    limited = {key: any(r.limit is not None for r in by_label.values()) for key, by_label in latest.items()}
+    for key in sorted(latest, key=lambda k: (limited[k], natural(k[0]), k[1])):
         points = [Point(r, label) for label, r in latest[key].items()]
         if len(points) >= least:
             out[key] = sorted(points, key=lambda p: (p.mode != "vanilla", p.mode, _or_inf(p.cost("tok")), p.label))

@@ -206,13 +206,25 @@ def depth_of(task: str) -> Optional[int]:
     return int(match.group(1)) if match and "synthetic" in task else None
 
 
-def depth_curve(records: list[Record]) -> Optional[str]:
-    """ACC and TOK against depth, one line per (model, mode), from the synthetic depth tasks."""
-    lines = defaultdict(dict)
+def depth_lines(records: list[Record]) -> dict[tuple[str, str], dict[int, Record]]:
+    """{(model, mode): {depth: record}} from the synthetic depth tasks: per model and mode the setting (mode
+    parameters and budget, ``frontier.point_label``) measured at the most depths (a curve run, not a sweep's
+    point at a few depths; ties: the latest), its latest record per depth."""
+    settings = defaultdict(lambda: defaultdict(dict))
     for r in sorted(records, key=lambda r: r.date):
         depth = depth_of(r.task)
         if depth is not None:
-            lines[(r.model, r.mode)][depth] = r  # the latest record per depth
+            settings[(r.model, r.mode)][fr.point_label(r)][depth] = r
+    lines = {}
+    for key, by_label in settings.items():
+        newest = {label: max(r.date for r in points.values()) for label, points in by_label.items()}
+        lines[key] = by_label[max(by_label, key=lambda label: (len(by_label[label]), newest[label]))]
+    return lines
+
+
+def depth_curve(records: list[Record]) -> Optional[str]:
+    """ACC and TOK against depth, one line per (model, mode) (``depth_lines``), from the synthetic depth tasks."""
+    lines = depth_lines(records)
     if not lines:
         return None
     fig, (acc_ax, tok_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
