@@ -67,7 +67,7 @@ def run_lm_eval(argv: list[str]) -> int:
     return 0
 
 
-DEMO_DEPTH = 24  # beyond the tiny models' 256-position window (scripts/evidence_sweeps.py checks it with their tokenizer)
+DEMO_DEPTH = 24  # beyond the tiny models' 256-position window (scripts/evidence_sweeps.py checks it)
 
 
 def demo_add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +102,7 @@ def demo_run(args: argparse.Namespace) -> int:
         if code:
             return code
         print(f"\n=== 2/3 the InftyThink twin at depth {DEMO_DEPTH}: rounds of 128 and 200 tokens against the same "
-              "weights in one vanilla chain; the frontier table compares them at equal accuracy", flush=True)
+              "weights in one vanilla chain; then the least cost at which each reaches 90%", flush=True)
         from inftythink_eval.results import sweep
 
         parser = argparse.ArgumentParser()
@@ -111,7 +111,7 @@ def demo_run(args: argparse.Namespace) -> int:
             "--model_args", "pretrained=zoo:tiny-synthetic-inftythink,backend=hf,batch_size=8", "--tasks", task,
             "--grid", "inftythink:round_tokens=128,200", "--grid", "vanilla:max_gen_toks=228",
             "--limit", str(args.tiny_limit), "--apply_chat_template", "--output_path", f"{out}/tiny-sweep",
-            "--store", f"{out}/records", "--bootstrap-iters", "200"]))
+            "--store", f"{out}/records", "--bootstrap-iters", "200", "--target-acc", "90"]))
         if code:
             return code
         print("\n=== 3/3 SmolLM2-135M-Instruct on MATH500 (a real chat model; the pipeline check, not a result)",
