@@ -43,10 +43,11 @@ def sweep(args, folder: Path, budgets: list[int], *flags: str) -> tuple[float, d
 
 
 def startup(args, folder: Path) -> float:
-    """One lm-eval run that generates nothing new: the largest budget again, served whole from its cache."""
+    """One lm-eval run that generates nothing new: the largest budget again, served whole from its cache (``mode=``
+    as the sweep sets it: a zoo card's own mode would apply otherwise)."""
     cache = folder / "sweep" / "vanilla-cache"
     argv = [sys.executable, "-m", "lm_eval", "--model", "inftythink", "--model_args",
-            f"{args.model_args},cache_dir={cache},derive_budgets=true", "--tasks", args.tasks, "--limit",
+            f"{args.model_args},mode=vanilla,cache_dir={cache},derive_budgets=true", "--tasks", args.tasks, "--limit",
             str(args.limit), "--apply_chat_template", "--gen_kwargs", f"max_gen_toks={max(args.budgets)}",
             "--output_path", str(folder / "again")]
     start = time.perf_counter()
