@@ -111,6 +111,9 @@ def test_depths_sort_by_number_and_an_iterative_model_is_compared_with_its_vanil
 
     tasks = depth_tasks({"tiny-it": "tiny-van"})
     assert list(tasks) == ["inftythink_synthetic_d4", "inftythink_synthetic_d24", "inftythink_synthetic_d170"]
+    budgeted = dataclasses.replace(records[0], lm_eval_args={**records[0].lm_eval_args, "gen_kwargs": {"max_gen_toks": 64}})
+    (row,) = [r for t in table_rows([budgeted], twin_of={}).values() for rows in t.values() for r in rows]
+    assert row["params"].endswith("max_gen_toks=64")   # a sweep's vanilla budgets tell their rows apart
     d24 = {row["model"]: row for row in tasks["inftythink_synthetic_d24"]}
     assert d24["tiny-it"]["ΔACC"] == "+75.0 twin" and d24["tiny-it"]["ΔTOK"] == "+105% twin"
     assert d24["tiny-van"]["ΔACC"] == ""                       # the twin itself is the baseline

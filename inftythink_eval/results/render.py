@@ -1,8 +1,9 @@
 """``leaderboard/LEADERBOARD.md``: tables per benchmark group, vanilla vs iterative deltas.
 
 Owns: the table layout shared by the Markdown and HTML pages (``table_rows``:
-one row per stored record, grouped and sorted, with deltas against the same
-model's vanilla run on the same task), the groups' headings (``group_title``:
+one row per stored record, its params the mode's own and the ``max_gen_toks``
+budget it ran with, grouped and sorted, with deltas against the same model's
+vanilla run on the same task, else its vanilla twin's), the groups' headings (``group_title``:
 the registry's group title and its benchmarks' titles), the reported-rows
 tables, number formatting, and the Markdown text (``markdown``).
 
@@ -99,7 +100,7 @@ def table_rows(records: list[Record], twin_of: Optional[dict] = None) -> dict[st
         base, twin = baseline(record, vanilla, twin_of)
         delta = base is not None and base is not record
         row = {
-            "model": model_text(record), "mode": record.mode, "params": mode_params_text(record),
+            "model": model_text(record), "mode": record.mode, "params": frontier.point_label(record)[len(record.mode):].strip(),
             "ACC (95% CI)": f"{pct(record.acc)} ({pct(record.acc_ci[0])}–{pct(record.acc_ci[1])})",
             "ΔACC": signed(record.acc - base.acc, 100) + twin if delta else "", "pass@k · maj@k": _at_k(record),
             "TOK": num(record.tok), "ΔTOK": _rel(record.tok, base.tok) + twin if delta else "",
