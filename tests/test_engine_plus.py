@@ -258,11 +258,12 @@ def test_every_documented_model_args_key_still_works():
     old = {"max_rounds": "3", "round_tokens": "64", "retry": "true", "max_retries": "2", "user_role": "<|U|>",
            "assistant_role": "<|A|>", "eta": "32", "summary_tokens": "16", "summary_temperature": "0.3",
            "chunk": "40", "carryover": "30", "keep_head": "5", "max_chunks": "4",
-           "think_tokens": "48", "answer_tokens": "16", "think_end": "</think>", "answer_prefix": "Final Answer:"}
+           "think_tokens": "48", "answer_tokens": "16", "think_end": "</think>", "answer_prefix": "Final Answer:",
+           "engine_budget": "true"}
     params = parse({"backend": "scripted", **old}).mode_params()
     assert dataclasses.asdict(params) == {"max_rounds": 3, "round_tokens": 64, "retry": True, "max_retries": 2,
                                           "user_role": "<|U|>", "assistant_role": "<|A|>", "eta": 32,
                                           "summary_tokens": 16, "summary_temperature": 0.3, "chunk": 40,
                                           "carryover": 30, "keep_head": 5, "max_chunks": 4,
                                           "think_tokens": 48, "answer_tokens": 16, "think_end": "</think>",
-                                          "answer_prefix": "Final Answer:"}
+                                          "answer_prefix": "Final Answer:", "engine_budget": True}
