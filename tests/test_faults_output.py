@@ -64,7 +64,7 @@ def test_parsing_hostile_outputs_stays_linear(name):
     small, large = build(20_000), build(80_000)  # ~0.5 MB and ~2 MB
     t_small = min(_seconds(parse, small) for _ in range(3))
     t_large = min(_seconds(parse, large) for _ in range(3))
-    assert t_large < 1.0, f"{name}: {len(large) / 1e6:.1f} MB took {t_large:.2f} s of CPU"   # linear: milliseconds
+    # a ratio on one machine, not a speed: 4x the input costs ~4x when linear, 16x when quadratic (backtracking)
     assert t_large < 8 * t_small + 0.02, f"{name}: 4x the input took {t_large / max(t_small, 1e-9):.0f}x the time"
     record(Outcome("output", f"parse {name} ({len(large) / 1e6:.1f} MB)", "verdict", runs=0, seconds=t_large))
 

@@ -56,8 +56,8 @@ def test_the_engine_directly(smollm2):
         short, long = engine.generate([Request(_story(engine), SamplingParams(max_tokens=2)),
                                        Request(_story(engine), SamplingParams(max_tokens=96))])
         assert (short.output_tokens, long.output_tokens) == (2, 96)
-        lat_short, lat_long = short.finished - short.submitted, long.finished - long.submitted
-        assert lat_short < 0.25 * lat_long, (lat_short, lat_long)
+        # each request's own end, not the batch's: 2 decode steps end before 96 do (an order, not a speed)
+        assert short.submitted <= short.first_token <= short.finished < long.finished, (short, long)
         for done in (short, long):  # when vLLM scheduled it: after submission, before its first token
             assert done.started is not None and done.submitted <= done.started <= done.first_token
         assert engine.kv_bytes_per_token == 2 * 30 * 3 * 64 * 4   # SmolLM2-135M in float32
@@ -190,7 +190,9 @@ def test_openai_backend_on_vllm_serve_times_each_request_and_clamps(servers, smo
     short, long = backend.generate([Request(prompt, SamplingParams(max_tokens=2)),
                                     Request(prompt, SamplingParams(max_tokens=96))])
     assert (short.output_tokens, long.output_tokens) == (2, 96)
-    assert short.finished - short.submitted < 0.25 * (long.finished - long.submitted)
+    # each request is timed on its own (not the batch's end): sent together, 2 decode steps end before 96 do
+    assert short.submitted <= short.first_token <= short.finished < long.finished
+    assert long.submitted <= long.first_token <= long.finished
     huge = backend.generate([Request(prompt, SamplingParams(max_tokens=32768))])[0]   # clamped to 2048 - prompt
     assert backend.stats["clamped"] >= 1 and huge.output_tokens <= 2048
     backend.close()
